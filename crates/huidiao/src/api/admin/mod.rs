@@ -1,0 +1,23 @@
+//! `/admin/v1`: the operator's endpoints (operator-api.md). Every one needs the admin token.
+
+pub mod tenants;
+
+use axum::routing::{delete, post};
+use axum::Router;
+
+use super::AppState;
+
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/admin/v1/accounts", post(tenants::create_account))
+        .route(
+            "/admin/v1/accounts/{account_id}/users",
+            post(tenants::create_user),
+        )
+        .route("/admin/v1/users/{user_id}/tokens", post(tenants::create_token))
+        .route("/admin/v1/tokens/{token_id}", delete(tenants::revoke_token))
+        .route(
+            "/admin/v1/users/{user_id}/connectors",
+            post(tenants::create_connector),
+        )
+}

@@ -1,0 +1,217 @@
+//! `/v1/api_apps`: create, update (with URL verification), list, delete.
+
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::load_app;
+use crate::api::envelope::{ApiResult, Reply};
+use crate::api::extract::{JsonBody, QueryMap};
+use crate::api::AppState;
+use crate::dispatch::verification::verify_callback_url;
+use crate::domain::apps::{parse_app_type, validate_name, AppType};
+use crate::domain::callback_url::validate_callback_url;
+use crate::domain::paging::Page;
+use crate::domain::tenancy::{may_use_connector, Caller, Permission};
+use crate::error::ApiError;
+use crate::ids::{now_ms, random_alphanumeric};
+use crate::store::{App, AppUpdate};
+
+/// Length of a generated `verify_token` [huidiao].
+const VERIFY_TOKEN_LEN: usize = 64;
+
+/// The ApiApp object of coze-callbacks.md §3. Unset optionals are omitted.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiApp {
+    pub id: String,
+    #[schema(example = "normal")]
+    pub app_type: &'static str,
+    pub verify_token: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub callback_url: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub connector_id: Option<String>,
+}
+
+impl From<App> for ApiApp {
+    fn from(app: App) -> Self {
+        ApiApp {
+            id: app.id.to_string(),
+            app_type: app.app_type.as_str(),
+            verify_token: app.verify_token,
+            name: app.name,
+            callback_url: app.callback_url,
+            connector_id: app.connector_id.map(|id| id.to_string()),
+        }
+    }
+}
+
+/// An id given as a decimal string (as cozepy sends it) or as a JSON number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum IdValue {
+    Text(String),
+    Number(i64),
+}
+
+impl IdValue {
+    fn parse(&self, field: &str) -> Result<i64, ApiError> {
+        let id = match self {
+            IdValue::Text(text) => text.trim().parse::<i64>().ok(),
+            IdValue::Number(n) => Some(*n),
+        };
+        id.filter(|id| *id > 0).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{field} must be a decimal id such as \"7512045450401153075\""
+            ))
+        })
+    }
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct CreateApiAppRequest {
+    /// `normal` or `connector`.
+    pub app_type: String,
+    /// Required for normal apps, at most 128 characters; connector apps take the connector's name.
+    pub name: Option<String>,
+    /// Required for connector apps.
+    pub connector_id: Option<IdValue>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateApiAppRequest {
+    pub name: Option<String>,
+    /// Verified with a signed `url_verification` challenge before it is saved.
+    pub callback_url: Option<String>,
+}
+
+/// Create a callback app.
+#[utoipa::path(post, path = "/v1/api_apps", tag = "coze", request_body = CreateApiAppRequest,
+    responses((status = 200, description = "Envelope whose data is the new ApiApp", body = ApiApp)))]
+pub async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    JsonBody(req): JsonBody<CreateApiAppRequest>,
+) -> ApiResult<ApiApp> {
+    let scope = caller.authorize(Permission::CreateApiApp)?;
+    let app_type = parse_app_type(&req.app_type)?;
+    let (name, connector_id) = match app_type {
+        AppType::Normal => {
+            if req.connector_id.is_some() {
+                return Err(ApiError::bad_request(
+                    "connector_id is only for connector apps; leave it out for a normal app",
+                ));
+            }
+            let name = req
+                .name
+                .ok_or_else(|| ApiError::bad_request("name is required for a normal app"))?;
+            validate_name("name", &name)?;
+            (name, None)
+        }
+        AppType::Connector => {
+            let connector_id = req
+                .connector_id
+                .ok_or_else(|| ApiError::bad_request("connector_id is required for a connector app"))?
+                .parse("connector_id")?;
+            let connector = state
+                .store
+                .get_connector(connector_id)
+                .await?
+                .ok_or_else(|| ApiError::not_found(format!("connector {connector_id} not found")))?;
+            may_use_connector(scope, caller.account_id, connector.ownership())?;
+            (connector.name, Some(connector_id))
+        }
+    };
+    let now = now_ms();
+    let app = App {
+        id: state.ids.next_id(),
+        account_id: caller.account_id,
+        owner_id: caller.user_id,
+        app_type,
+        name: Some(name),
+        connector_id,
+        callback_url: None,
+        verify_token: random_alphanumeric(VERIFY_TOKEN_LEN),
+        created_at: now,
+        updated_at: now,
+    };
+    state.store.create_app(&app).await?;
+    tracing::info!(api_app_id = app.id, app_type = %app_type, "api_app created");
+    Ok(Reply::data(app.into()))
+}
+
+/// Rename an app and/or set its callback URL (verified first; on failure nothing changes).
+#[utoipa::path(put, path = "/v1/api_apps/{api_app_id}", tag = "coze", request_body = UpdateApiAppRequest,
+    params(("api_app_id" = String, Path)), responses((status = 200, description = "Envelope without data")))]
+pub async fn update(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(api_app_id): Path<String>,
+    JsonBody(req): JsonBody<UpdateApiAppRequest>,
+) -> ApiResult<()> {
+    let (app, _) = load_app(&state, &caller, Permission::UpdateApiApp, &api_app_id).await?;
+    if let Some(name) = &req.name {
+        validate_name("name", name)?;
+    }
+    if let Some(raw_url) = &req.callback_url {
+        let url = validate_callback_url(raw_url, state.allow_private_callback_urls)?;
+        verify_callback_url(
+            &state.http,
+            state.allow_private_callback_urls,
+            url.as_str(),
+            &app.verify_token,
+        )
+        .await
+        .map_err(|why| ApiError::bad_request(format!("callback_url failed verification: {why}")))?;
+    }
+    let update = AppUpdate {
+        name: req.name,
+        callback_url: req.callback_url,
+    };
+    if !state.store.update_app(app.id, &update, now_ms()).await? {
+        return Err(ApiError::not_found(format!("api_app {api_app_id:?} not found")));
+    }
+    Ok(Reply::empty())
+}
+
+/// List the caller's apps, newest first.
+#[utoipa::path(get, path = "/v1/api_apps", tag = "coze",
+    params(("page_size" = Option<u32>, Query), ("page_token" = Option<String>, Query), ("app_type" = Option<String>, Query)),
+    responses((status = 200, description = "Envelope whose data is {items: [ApiApp], has_more, next_page_token}")))]
+pub async fn list(State(state): State<AppState>, caller: Caller, query: QueryMap) -> ApiResult<Page<ApiApp>> {
+    let scope = caller.authorize(Permission::ListApiApp)?;
+    let app_type = match query.get("app_type").filter(|t| !t.is_empty()) {
+        Some(raw) => Some(parse_app_type(raw)?),
+        None => None,
+    };
+    let list = format!("apps:{}", app_type.map_or("all", AppType::as_str));
+    let page = state
+        .page_tokens
+        .request(&list, query.get("page_size"), query.get("page_token"))?;
+    let rows = state.store.list_apps(scope, app_type, page).await?;
+    Ok(Reply::data(
+        state
+            .page_tokens
+            .page(&list, page, rows, |app| app.id)
+            .map(ApiApp::from),
+    ))
+}
+
+/// Delete an app: nothing more is pushed to it.
+#[utoipa::path(delete, path = "/v1/api_apps/{api_app_id}", tag = "coze", params(("api_app_id" = String, Path)),
+    responses((status = 200, description = "Envelope without data")))]
+pub async fn delete(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(api_app_id): Path<String>,
+) -> ApiResult<()> {
+    let (app, _) = load_app(&state, &caller, Permission::DeleteApiApp, &api_app_id).await?;
+    if !state.store.delete_app(app.id, now_ms()).await? {
+        return Err(ApiError::not_found(format!("api_app {api_app_id:?} not found")));
+    }
+    tracing::info!(api_app_id = app.id, "api_app deleted");
+    Ok(Reply::empty())
+}

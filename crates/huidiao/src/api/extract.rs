@@ -1,0 +1,156 @@
+//! Request extractors that turn every kind of bad input into a Coze error: JSON bodies, query
+//! strings, path ids, and the two kinds of bearer token.
+
+use std::collections::HashMap;
+
+use axum::body::Bytes;
+use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use serde::de::DeserializeOwned;
+
+use super::AppState;
+use crate::domain::tenancy::Caller;
+use crate::domain::tokens::{pat_lookup_key, token_matches};
+use crate::error::ApiError;
+use crate::ids::now_ms;
+
+/// A JSON body parsed into `T`, with a 4000 naming the problem (syntax, type, missing or unknown
+/// field, invalid UTF-8) and a 413 with the envelope when the body is over the size limit.
+pub struct JsonBody<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
+        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
+            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                ApiError::bad_request(
+                    "request body is larger than this server accepts (see --max-body-bytes)",
+                )
+                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+            } else {
+                ApiError::bad_request(format!(
+                    "could not read the request body: {}",
+                    rejection.body_text()
+                ))
+            }
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Err(ApiError::bad_request(
+                "request body must be a JSON object, and it is empty",
+            ));
+        }
+        serde_json::from_slice(&bytes)
+            .map(JsonBody)
+            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+    }
+}
+
+/// The query string as name → value (the last one wins), decoded leniently so that a bad query
+/// is judged by the handler's own validation with a precise message.
+pub struct QueryMap(pub HashMap<String, String>);
+
+impl QueryMap {
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.0.get(name).map(String::as_str)
+    }
+}
+
+impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
+        let query = parts.uri.query().unwrap_or("");
+        Ok(QueryMap(
+            url::form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
+    }
+}
+
+/// Parses a decimal id from a path segment; anything else cannot name a resource, so it is the
+/// same 4200 as an id that does not exist.
+pub fn parse_id(what: &str, raw: &str) -> Result<i64, ApiError> {
+    raw.parse::<i64>()
+        .ok()
+        .filter(|id| *id > 0)
+        .ok_or_else(|| ApiError::not_found(format!("{what} {raw:?} not found")))
+}
+
+fn bearer(parts: &Parts) -> Result<&str, ApiError> {
+    let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
+        ApiError::unauthenticated("missing Authorization header; send Authorization: Bearer <token>")
+    })?;
+    let value = value
+        .to_str()
+        .map_err(|_| ApiError::unauthenticated("Authorization header is not valid text"))?;
+    let (scheme, token) = value
+        .split_once(' ')
+        .ok_or_else(|| ApiError::unauthenticated("Authorization header must be \"Bearer <token>\""))?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(ApiError::unauthenticated(
+            "Authorization header must be \"Bearer <token>\"",
+        ));
+    }
+    Ok(token.trim())
+}
+
+/// Looks a PAT up and checks it: known, hash equal (constant time), not revoked, not expired.
+async fn authenticate_pat(state: &AppState, token: &str) -> Result<Caller, ApiError> {
+    let unknown =
+        || ApiError::unauthenticated("unknown token; use a personal access token issued by the operator");
+    let lookup_key = pat_lookup_key(token).ok_or_else(unknown)?;
+    let grant = state.store.find_token(lookup_key).await?.ok_or_else(unknown)?;
+    if !token_matches(token, &grant.token.secret_hash) {
+        return Err(unknown());
+    }
+    if grant.token.revoked {
+        return Err(ApiError::unauthenticated("this token has been revoked"));
+    }
+    if grant.token.expires_at.is_some_and(|at| at <= now_ms()) {
+        return Err(ApiError::unauthenticated(
+            "this token has expired; ask the operator for a new one",
+        ));
+    }
+    Ok(Caller {
+        user_id: grant.user.id,
+        account_id: grant.user.account_id,
+        edition: grant.edition,
+        role: grant.user.role,
+        token_id: grant.token.id,
+        permissions: grant.token.permissions,
+    })
+}
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        let caller = authenticate_pat(state, token).await?;
+        tracing::Span::current().record("token_id", caller.token_id);
+        Ok(caller)
+    }
+}
+
+/// Proof that the request carries the operator's admin token.
+pub struct Operator;
+
+impl FromRequestParts<AppState> for Operator {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let token = bearer(parts)?;
+        if token_matches(token, &state.admin_token_hash) {
+            return Ok(Operator);
+        }
+        if authenticate_pat(state, token).await.is_ok() {
+            return Err(ApiError::forbidden(
+                "personal access tokens cannot call the operator API; use the admin token",
+            ));
+        }
+        Err(ApiError::unauthenticated("unknown admin token"))
+    }
+}

@@ -1,0 +1,92 @@
+//! HTTP: routing, the envelope, request logging, and one module per group of endpoints.
+//! Handlers are thin: they extract, call the domain rules and the store, and reply.
+
+pub mod admin;
+pub mod coze;
+pub mod envelope;
+pub mod extract;
+pub mod openapi;
+pub mod service;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, Request};
+use axum::http::{HeaderValue, Method, StatusCode, Uri};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use tracing::Instrument;
+
+use crate::domain::paging::PageTokens;
+use crate::error::ApiError;
+use crate::ids::{self, IdGenerator};
+use crate::store::Store;
+use envelope::{LOGID_HEADER, LOG_ID};
+
+/// What every handler can reach. Cheap to clone: everything inside is shared.
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub ids: Arc<IdGenerator>,
+    pub page_tokens: Arc<PageTokens>,
+    /// SHA-256 of the operator's admin token; the token itself is not kept.
+    pub admin_token_hash: Arc<Vec<u8>>,
+    /// The guarded client for callback URL verification and pushes.
+    pub http: reqwest::Client,
+    pub allow_private_callback_urls: bool,
+}
+
+/// The whole HTTP surface of the server.
+pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+    Router::new()
+        .merge(coze::routes())
+        .merge(admin::routes())
+        .merge(service::routes())
+        .fallback(unknown_endpoint)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::internal("internal error; the server log has the details under this logid")
+                .into_response()
+        }))
+        .layer(middleware::from_fn(log_requests))
+        .with_state(state)
+}
+
+/// Gives each request a Coze-shaped log id (in the envelope, the `X-Tt-Logid` header and the
+/// server's log line) and logs one line per request. Never logs headers, so tokens stay out.
+async fn log_requests(req: Request, next: Next) -> Response {
+    let logid = ids::log_id();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let span = tracing::info_span!("request", logid = %logid, token_id = tracing::field::Empty);
+    let started = Instant::now();
+    let mut response = LOG_ID
+        .scope(logid.clone(), next.run(req))
+        .instrument(span.clone())
+        .await;
+    if let Ok(value) = HeaderValue::from_str(&logid) {
+        response.headers_mut().insert(LOGID_HEADER, value);
+    }
+    let status = response.status().as_u16();
+    let latency_ms = started.elapsed().as_secs_f64() * 1000.0;
+    span.in_scope(|| tracing::info!(%method, %path, status, latency_ms, "request"));
+    response
+}
+
+async fn unknown_endpoint(method: Method, uri: Uri) -> ApiError {
+    ApiError::not_found(format!(
+        "no endpoint {method} {}; see /openapi.json for the API",
+        uri.path()
+    ))
+}
+
+async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {
+    ApiError::bad_request(format!(
+        "method {method} is not allowed on {}; see /openapi.json for the methods it takes",
+        uri.path()
+    ))
+    .with_status(StatusCode::METHOD_NOT_ALLOWED)
+}

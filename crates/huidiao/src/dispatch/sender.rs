@@ -1,0 +1,128 @@
+//! Build, sign and send one push; classify what the receiver did.
+
+use std::time::{Duration, Instant};
+
+use huidiao_signature as signature;
+use reqwest::header::CONTENT_TYPE;
+use url::Url;
+
+use super::guard::{check_literal_host, PrivateAddressRefused};
+use crate::ids::{now_ms, random_alphanumeric};
+
+/// At most this many bytes of a receiver's answer are read; the rest is never buffered.
+pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+/// One signed POST to a callback URL.
+pub struct Push<'a> {
+    pub url: &'a str,
+    pub verify_token: &'a str,
+    /// The delivery's `event_id`, also sent as the Standard Webhooks `webhook-id`.
+    pub event_id: &'a str,
+    pub body: Vec<u8>,
+    pub timeout: Duration,
+}
+
+/// What the receiver answered (any status; the caller decides what counts as success).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    /// The first [`MAX_RESPONSE_BYTES`] bytes of the body.
+    pub body: Vec<u8>,
+}
+
+/// Why no answer came back.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    #[error("refused: private address")]
+    PrivateAddress,
+    #[error("connection refused")]
+    ConnectionRefused,
+    #[error("timed out after {} ms", .0.as_millis())]
+    TimedOut(Duration),
+    #[error("{0}")]
+    Other(String),
+}
+
+#[derive(Debug, Clone)]
+pub struct PushOutcome {
+    pub latency: Duration,
+    pub result: Result<Answer, PushError>,
+}
+
+/// Sends one push with the Coze and Standard Webhooks signature headers, a fresh timestamp and
+/// nonce for this attempt, and the whole exchange (connect, send, read) bounded by `timeout`.
+pub async fn send(client: &reqwest::Client, allow_private: bool, push: Push<'_>) -> PushOutcome {
+    let started = Instant::now();
+    let result = match tokio::time::timeout(push.timeout, exchange(client, allow_private, &push)).await {
+        Ok(result) => result,
+        Err(_) => Err(PushError::TimedOut(push.timeout)),
+    };
+    PushOutcome {
+        latency: started.elapsed(),
+        result,
+    }
+}
+
+async fn exchange(
+    client: &reqwest::Client,
+    allow_private: bool,
+    push: &Push<'_>,
+) -> Result<Answer, PushError> {
+    let url = Url::parse(push.url).map_err(|e| PushError::Other(format!("invalid URL: {e}")))?;
+    check_literal_host(&url, allow_private).map_err(|_| PushError::PrivateAddress)?;
+    let now = now_ms();
+    let timestamp = now.to_string();
+    let nonce = random_alphanumeric(16);
+    let coze_signature = signature::sign(&timestamp, &nonce, push.verify_token, &push.body);
+    let webhook_signature =
+        signature::standard_webhooks_sign(push.verify_token, push.event_id, now / 1000, &push.body);
+    let mut response = client
+        .post(url)
+        .header(CONTENT_TYPE, "application/json")
+        .header(signature::HEADER_TIMESTAMP, &timestamp)
+        .header(signature::HEADER_NONCE, &nonce)
+        .header(signature::HEADER_SIGNATURE, coze_signature)
+        .header(signature::HEADER_WEBHOOK_ID, push.event_id)
+        .header(signature::HEADER_WEBHOOK_TIMESTAMP, (now / 1000).to_string())
+        .header(signature::HEADER_WEBHOOK_SIGNATURE, webhook_signature)
+        .body(push.body.clone())
+        .send()
+        .await
+        .map_err(|e| classify(&e))?;
+    let status = response.status().as_u16();
+    let mut body = Vec::new();
+    while body.len() < MAX_RESPONSE_BYTES {
+        match response.chunk().await {
+            Ok(Some(chunk)) => {
+                body.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE_BYTES - body.len())])
+            }
+            Ok(None) => break,
+            Err(e) => return Err(classify(&e)),
+        }
+    }
+    Ok(Answer { status, body })
+}
+
+/// Names the failure in the words the delivery log and verification errors use.
+fn classify(err: &reqwest::Error) -> PushError {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(current) = source {
+        if current.is::<PrivateAddressRefused>() {
+            return PushError::PrivateAddress;
+        }
+        if let Some(io) = current.downcast_ref::<std::io::Error>() {
+            if io.kind() == std::io::ErrorKind::ConnectionRefused {
+                return PushError::ConnectionRefused;
+            }
+        }
+        source = current.source();
+    }
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(current) = source {
+        text.push_str(": ");
+        text.push_str(&current.to_string());
+        source = current.source();
+    }
+    PushError::Other(text)
+}

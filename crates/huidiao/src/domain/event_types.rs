@@ -1,0 +1,135 @@
+//! The event types a callback app can subscribe to (coze-callbacks.md §3–§4).
+
+use std::fmt;
+use std::str::FromStr;
+
+use crate::error::ApiError;
+
+/// One of the six subscribable event types. `url_verification` is not one: it is only ever sent
+/// when a callback URL is set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    BotPublished,
+    BotDeleted,
+    BotUnpublished,
+    BenefitUsage,
+    PluginScaleRequested,
+    PluginScaleExpired,
+}
+
+impl EventType {
+    pub const ALL: [EventType; 6] = [
+        EventType::BotPublished,
+        EventType::BotDeleted,
+        EventType::BotUnpublished,
+        EventType::BenefitUsage,
+        EventType::PluginScaleRequested,
+        EventType::PluginScaleExpired,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::BotPublished => "bot.published",
+            EventType::BotDeleted => "bot.deleted",
+            EventType::BotUnpublished => "bot.unpublished",
+            EventType::BenefitUsage => "benefit.usage",
+            EventType::PluginScaleRequested => "benefit.plugin.scale.requested",
+            EventType::PluginScaleExpired => "benefit.plugin.scale.expired",
+        }
+    }
+
+    /// The Chinese description shown in subscription lists, in the style of Coze's own
+    /// (`bot.deleted` → "智能体已被所有者删除").
+    pub fn description(self) -> &'static str {
+        match self {
+            EventType::BotPublished => "智能体已发布到渠道",
+            EventType::BotDeleted => "智能体已被所有者删除",
+            EventType::BotUnpublished => "智能体已从渠道下架",
+            EventType::BenefitUsage => "资源点扣费明细",
+            EventType::PluginScaleRequested => "插件扩容申请已提交",
+            EventType::PluginScaleExpired => "插件扩容已到期",
+        }
+    }
+
+    /// The two plugin-scale types go to normal apps only [Coze].
+    pub fn normal_apps_only(self) -> bool {
+        matches!(
+            self,
+            EventType::PluginScaleRequested | EventType::PluginScaleExpired
+        )
+    }
+}
+
+impl FromStr for EventType {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == s).ok_or(())
+    }
+}
+
+impl fmt::Display for EventType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+fn known_types() -> String {
+    EventType::ALL.map(EventType::as_str).join(", ")
+}
+
+/// Parses one event type, with an error that lists the valid ones.
+pub fn parse_event_type(raw: &str) -> Result<EventType, ApiError> {
+    raw.parse().map_err(|_| {
+        ApiError::bad_request(format!(
+            "unknown event type {raw:?}; known types are: {}",
+            known_types()
+        ))
+    })
+}
+
+/// Validates the `event_types` of a subscribe or unsubscribe request: non-empty, every entry
+/// known. Any unknown entry fails the whole request. Duplicates collapse.
+pub fn parse_event_types(raw: &[String]) -> Result<Vec<EventType>, ApiError> {
+    if raw.is_empty() {
+        return Err(ApiError::bad_request(format!(
+            "event_types must list at least one event type; known types are: {}",
+            known_types()
+        )));
+    }
+    let mut types = raw
+        .iter()
+        .map(|t| parse_event_type(t))
+        .collect::<Result<Vec<_>, _>>()?;
+    types.sort();
+    types.dedup();
+    Ok(types)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parse_all_and_reject_unknown() {
+        for t in EventType::ALL {
+            assert_eq!(parse_event_type(t.as_str()).unwrap(), t);
+        }
+        let err = parse_event_type("bot.renamed").unwrap_err();
+        assert!(err.msg.contains("bot.renamed") && err.msg.contains("bot.published"));
+        assert!(parse_event_type("url_verification").is_err());
+    }
+
+    #[test]
+    fn lists() {
+        assert!(parse_event_types(&[]).is_err());
+        let got = parse_event_types(&["bot.deleted".into(), "bot.deleted".into()]).unwrap();
+        assert_eq!(got, vec![EventType::BotDeleted]);
+        assert!(parse_event_types(&["bot.deleted".into(), "nope".into()]).is_err());
+    }
+
+    #[test]
+    fn descriptions_are_chinese() {
+        assert_eq!(EventType::BotDeleted.description(), "智能体已被所有者删除");
+        assert!(EventType::ALL.iter().all(|t| !t.description().is_ascii()));
+    }
+}

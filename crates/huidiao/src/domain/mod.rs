@@ -1,0 +1,8 @@
+//! The rules of huidiao as plain types and functions: no HTTP, no SQL, testable on their own.
+
+pub mod apps;
+pub mod callback_url;
+pub mod event_types;
+pub mod paging;
+pub mod tenancy;
+pub mod tokens;

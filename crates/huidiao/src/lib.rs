@@ -1,0 +1,15 @@
+//! huidiao: a self-hosted callback (webhook) server that speaks the Coze open platform's
+//! callback API.
+//!
+//! One event travels through the modules in this order:
+//! [`api`] (HTTP, thin handlers) → [`domain`] (rules, no I/O) → [`store`] (one trait, SQLite
+//! backend) → [`dispatch`] (signed HTTP pushes behind the address guard).
+
+pub mod api;
+pub mod config;
+pub mod dispatch;
+pub mod domain;
+pub mod error;
+pub mod ids;
+pub mod server;
+pub mod store;

@@ -1,0 +1,172 @@
+//! Storage: one trait that the HTTP layer and the dispatcher talk to, and its backends.
+//!
+//! Every method is one transaction. Ids are made by the caller (see [`crate::ids`]) so that
+//! backends stay simple and ids look the same whichever backend stores them.
+
+pub mod sqlite;
+
+use async_trait::async_trait;
+
+use crate::domain::apps::AppType;
+use crate::domain::event_types::EventType;
+use crate::domain::paging::PageRequest;
+use crate::domain::tenancy::{Edition, Ownership, Permission, Role, Scope};
+
+/// Why a storage call failed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The write would break a uniqueness rule; the message says which, for the client.
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// Anything else: I/O, corruption, a bug. Logged, answered as 5000.
+    #[error("storage failure: {0}")]
+    Internal(String),
+}
+
+pub type StoreResult<T> = Result<T, StoreError>;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub edition: Edition,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: i64,
+}
+
+/// A personal access token as stored: never the token itself, only its lookup key and a hash.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRecord {
+    pub id: i64,
+    pub user_id: i64,
+    pub name: Option<String>,
+    /// The public part of the token that finds the row; the secret part is only hashed.
+    pub lookup_key: String,
+    pub secret_hash: Vec<u8>,
+    pub permissions: Vec<Permission>,
+    /// Milliseconds since the epoch; `None` never expires.
+    pub expires_at: Option<i64>,
+    pub revoked: bool,
+    pub created_at: i64,
+}
+
+/// A token with the user and account edition it acts for, as authentication needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub token: TokenRecord,
+    pub user: User,
+    pub edition: Edition,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connector {
+    pub id: i64,
+    pub account_id: i64,
+    pub creator_id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+impl Connector {
+    pub fn ownership(&self) -> Ownership {
+        Ownership {
+            account_id: self.account_id,
+            owner_id: self.creator_id,
+        }
+    }
+}
+
+/// A callback app.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct App {
+    pub id: i64,
+    pub account_id: i64,
+    pub owner_id: i64,
+    pub app_type: AppType,
+    pub name: Option<String>,
+    pub connector_id: Option<i64>,
+    pub callback_url: Option<String>,
+    pub verify_token: String,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+impl App {
+    pub fn ownership(&self) -> Ownership {
+        Ownership {
+            account_id: self.account_id,
+            owner_id: self.owner_id,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subscription {
+    pub id: i64,
+    pub app_id: i64,
+    pub event_type: EventType,
+    pub created_at: i64,
+}
+
+/// A change to an app's name and/or callback URL; `None` leaves a field as it is.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AppUpdate {
+    pub name: Option<String>,
+    pub callback_url: Option<String>,
+}
+
+/// The storage of huidiao. Implementations must be safe to share between tasks.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Cheap round trip, for `/readyz`.
+    async fn ping(&self) -> StoreResult<()>;
+
+    /// The named server secret, created from `initial` on first use and the same ever after.
+    async fn secret(&self, name: &str, initial: Vec<u8>) -> StoreResult<Vec<u8>>;
+
+    async fn create_account(&self, account: &Account) -> StoreResult<()>;
+    async fn get_account(&self, id: i64) -> StoreResult<Option<Account>>;
+
+    async fn create_user(&self, user: &User) -> StoreResult<()>;
+    async fn get_user(&self, id: i64) -> StoreResult<Option<User>>;
+
+    async fn create_token(&self, token: &TokenRecord) -> StoreResult<()>;
+    /// The token with this lookup key, with its user and edition, revoked or not.
+    async fn find_token(&self, lookup_key: &str) -> StoreResult<Option<TokenGrant>>;
+    /// Revokes a token; false when there is no such token.
+    async fn revoke_token(&self, id: i64) -> StoreResult<bool>;
+
+    async fn create_connector(&self, connector: &Connector) -> StoreResult<()>;
+    async fn get_connector(&self, id: i64) -> StoreResult<Option<Connector>>;
+
+    /// Creates an app; [`StoreError::Conflict`] when its connector already has an app.
+    async fn create_app(&self, app: &App) -> StoreResult<()>;
+    /// A live (not deleted) app.
+    async fn get_app(&self, id: i64) -> StoreResult<Option<App>>;
+    /// Live apps in `scope`, newest first, at most `page.size + 1` of them.
+    async fn list_apps(
+        &self,
+        scope: Scope,
+        app_type: Option<AppType>,
+        page: PageRequest,
+    ) -> StoreResult<Vec<App>>;
+    /// Applies `update` to a live app; false when there is no such app.
+    async fn update_app(&self, id: i64, update: &AppUpdate, now: i64) -> StoreResult<bool>;
+    /// Deletes an app and its subscriptions; false when there is no such app.
+    async fn delete_app(&self, id: i64, now: i64) -> StoreResult<bool>;
+
+    /// Adds subscriptions; types the app already has are left as they are.
+    async fn subscribe(&self, subscriptions: &[Subscription]) -> StoreResult<()>;
+    /// Removes the app's subscriptions to `types`; absent ones are ignored.
+    async fn unsubscribe(&self, app_id: i64, types: &[EventType]) -> StoreResult<()>;
+    /// The app's subscriptions, newest first, at most `page.size + 1`.
+    async fn list_subscriptions(&self, app_id: i64, page: PageRequest) -> StoreResult<Vec<Subscription>>;
+}
