@@ -37,22 +37,19 @@ struct Envelope<'a, T: Serialize> {
 }
 
 fn envelope<T: Serialize>(status: StatusCode, code: i32, msg: &str, data: Option<T>) -> Response {
-    let logid = current_logid();
-    let header = HeaderValue::from_str(&logid).ok();
-    let mut response = (
+    let detail = Detail {
+        logid: current_logid(),
+    };
+    (
         status,
         Json(Envelope {
             code,
             msg,
             data,
-            detail: Detail { logid },
+            detail,
         }),
     )
-        .into_response();
-    if let Some(value) = header {
-        response.headers_mut().insert(LOGID_HEADER, value);
-    }
-    response
+        .into_response()
 }
 
 /// A successful answer, with or without `data`.
