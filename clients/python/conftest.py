@@ -1,0 +1,179 @@
+"""Fixtures: the real huidiao server, its operator API, and a callback receiver."""
+
+import json
+import os
+import re
+import secrets
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+from cozepy import Coze, TokenAuth
+
+REPO = Path(__file__).resolve().parents[2]
+BINARY = os.environ.get("HUIDIAO_BIN", str(REPO / "target" / "debug" / "huidiao"))
+
+
+@dataclass
+class Server:
+    base_url: str
+    admin_token: str
+    log: Path
+
+
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("huidiao-data")
+    log = data_dir.parent / "huidiao.log"
+    admin_token = secrets.token_urlsafe(24)
+    env = {**os.environ, "HUIDIAO_ADMIN_TOKEN": admin_token, "HUIDIAO_LOG": "info"}
+    with open(log, "wb") as stderr:
+        proc = subprocess.Popen(
+            [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--allow-private-callback-urls"],
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    port = None
+    deadline = time.monotonic() + 30
+    while port is None:
+        text = re.sub(r"\x1b\[[0-9;]*m", "", log.read_text(errors="replace"))
+        ready = re.search(r"huidiao ready.*\blisten=127\.0\.0\.1:(\d+)", text)
+        if ready:
+            port = int(ready.group(1))
+        elif proc.poll() is not None or time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"huidiao did not become ready (exit {proc.poll()}):\n{text}")
+        else:
+            time.sleep(0.05)
+    yield Server(f"http://127.0.0.1:{port}", admin_token, log)
+    proc.send_signal(signal.SIGTERM)
+    assert proc.wait(timeout=15) == 0, log.read_text(errors="replace")
+
+
+class Admin:
+    """The operator API over plain HTTP."""
+
+    def __init__(self, server: Server):
+        self.http = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_token}"})
+
+    def post(self, path: str, body: dict) -> dict:
+        answer = self.http.post(path, json=body)
+        envelope = answer.json()
+        assert envelope["code"] == 0, (path, body, answer.status_code, envelope)
+        assert envelope["detail"]["logid"] == answer.headers["X-Tt-Logid"]
+        return envelope["data"]
+
+    def account(self, name: str, edition: str = "personal") -> dict:
+        return self.post("/admin/v1/accounts", {"name": name, "edition": edition})
+
+    def user(self, account_id: str, name: str, role: str = "member") -> dict:
+        return self.post(f"/admin/v1/accounts/{account_id}/users", {"name": name, "role": role})
+
+    def token(self, user_id: str, permissions: list = None) -> str:
+        body = {} if permissions is None else {"permissions": permissions}
+        return self.post(f"/admin/v1/users/{user_id}/tokens", body)["token"]
+
+    def connector(self, user_id: str, name: str) -> dict:
+        return self.post(f"/admin/v1/users/{user_id}/connectors", {"name": name})
+
+
+@pytest.fixture(scope="session")
+def admin(server):
+    operator = Admin(server)
+    yield operator
+    operator.http.close()
+
+
+@dataclass
+class Tenant:
+    """An account with one user and a token carrying all six permissions."""
+
+    account: dict
+    user: dict
+    token: str
+    coze: Coze
+
+
+@pytest.fixture
+def new_tenant(server, admin):
+    def make(edition: str = "personal", role: str = "member") -> Tenant:
+        account = admin.account(f"acct-{secrets.token_hex(4)}", edition)
+        user = admin.user(account["id"], f"user-{secrets.token_hex(4)}", role)
+        token = admin.token(user["id"])
+        return Tenant(account, user, token, Coze(auth=TokenAuth(token), base_url=server.base_url))
+
+    return make
+
+
+@pytest.fixture
+def tenant(new_tenant) -> Tenant:
+    return new_tenant()
+
+
+@dataclass
+class Received:
+    path: str
+    headers: dict
+    body: bytes
+
+    @property
+    def event(self) -> dict:
+        return json.loads(self.body)
+
+
+@dataclass
+class Receiver:
+    """A callback URL on 127.0.0.1. Paths starting with /wrong-challenge answer a wrong
+    challenge, /status-500 answers HTTP 500, any other path answers correctly."""
+
+    base_url: str
+    received: list
+
+    def url(self, path: str) -> str:
+        return self.base_url + path
+
+
+@pytest.fixture
+def receiver():
+    received = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+            received.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
+            if self.path.startswith("/status-500"):
+                return self.answer(500, {"error": "boom"})
+            event = json.loads(body)
+            answer = {}
+            if event["header"]["event_type"] == "url_verification":
+                answer["challenge"] = event["event"]["challenge"]
+                if self.path.startswith("/wrong-challenge"):
+                    answer["challenge"] += "-wrong"
+            self.answer(200, answer)
+
+        def answer(self, status: int, body: dict):
+            raw = json.dumps(body).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(raw)))
+            self.end_headers()
+            self.wfile.write(raw)
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    yield Receiver(f"http://127.0.0.1:{httpd.server_address[1]}", received)
+    httpd.shutdown()
+    httpd.server_close()
+    thread.join()

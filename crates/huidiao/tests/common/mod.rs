@@ -1,0 +1,326 @@
+//! Black-box test support: the real `huidiao` binary on a free port with a temporary data dir,
+//! an HTTP client speaking the envelope, tenants made through the operator API, and receivers
+//! on 127.0.0.1.
+
+#![allow(dead_code)] // each test binary uses a different part of this module
+
+pub mod receiver;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{json, Value};
+
+pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
+
+/// A running `huidiao serve`. Killed when dropped; [`Server::stop`] stops it gracefully.
+pub struct Server {
+    child: Option<Child>,
+    pub base: String,
+    pub data_dir: tempfile::TempDir,
+    /// Everything the server logged so far.
+    pub log: Arc<Mutex<String>>,
+    http: reqwest::Client,
+}
+
+/// How to start a server.
+pub struct Options {
+    pub allow_private: bool,
+    pub admin_token: Option<&'static str>,
+    pub extra_args: Vec<String>,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            allow_private: true,
+            admin_token: Some(ADMIN_TOKEN),
+            extra_args: Vec::new(),
+        }
+    }
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_with(Options::default()).await
+    }
+
+    pub async fn start_with(options: Options) -> Server {
+        let data_dir = tempfile::tempdir().expect("temp dir");
+        Self::start_in(data_dir, options).await
+    }
+
+    /// Starts the server on `data_dir` (which may hold a previous run's data).
+    pub async fn start_in(data_dir: tempfile::TempDir, options: Options) -> Server {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_huidiao"));
+        command
+            .arg("serve")
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(data_dir.path())
+            .args(&options.extra_args)
+            .env_remove("HUIDIAO_ADMIN_TOKEN")
+            .env_remove("HUIDIAO_ALLOW_PRIVATE_CALLBACK_URLS")
+            .env("HUIDIAO_LOG", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        if options.allow_private {
+            command.arg("--allow-private-callback-urls");
+        }
+        if let Some(token) = options.admin_token {
+            command.env("HUIDIAO_ADMIN_TOKEN", token);
+        }
+        let mut child = command.spawn().expect("start huidiao");
+        let stderr = child.stderr.take().expect("piped stderr");
+        let log = Arc::new(Mutex::new(String::new()));
+        let (ready_tx, ready_rx) = std::sync::mpsc::channel();
+        let log_writer = log.clone();
+        std::thread::spawn(move || {
+            let mut ready_tx = Some(ready_tx);
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if line.contains("huidiao ready") {
+                    let address = line
+                        .split("listen=")
+                        .nth(1)
+                        .and_then(|rest| rest.split_whitespace().next());
+                    if let (Some(tx), Some(address)) = (ready_tx.take(), address) {
+                        let _ = tx.send(address.to_owned());
+                    }
+                }
+                let mut log = log_writer.lock().unwrap();
+                log.push_str(&line);
+                log.push('\n');
+            }
+        });
+        let address = ready_rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("huidiao did not become ready; its log:\n{}", log.lock().unwrap()));
+        Server {
+            child: Some(child),
+            base: format!("http://{address}"),
+            data_dir,
+            log,
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Sends SIGTERM and waits; returns the exit status code.
+    pub fn stop(mut self) -> (Option<i32>, tempfile::TempDir) {
+        let mut child = self.child.take().expect("running");
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(child.id().to_string())
+            .status();
+        let status = child.wait().expect("wait for huidiao");
+        let dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
+        (status.code(), dir)
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().clone()
+    }
+
+    /// One request; answers the HTTP status, the `X-Tt-Logid` header and the JSON body.
+    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        Answer::read(request.send().await.expect("request reaches huidiao")).await
+    }
+
+    /// A request with a raw body, for malformed input.
+    pub async fn call_raw(&self, method: Method, path: &str, token: Option<&str>, body: Vec<u8>) -> Answer {
+        let mut request = self
+            .http
+            .request(method, format!("{}{}", self.base, path))
+            .body(body);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        Answer::read(request.send().await.expect("request reaches huidiao")).await
+    }
+
+    pub async fn admin(&self, method: Method, path: &str, body: Option<Value>) -> Answer {
+        self.call(method, path, Some(ADMIN_TOKEN), body).await
+    }
+
+    /// An account with one user and a token; `permissions` defaults to all six.
+    pub async fn tenant(&self, edition: &str, role: &str) -> Tenant {
+        let account = self
+            .admin(
+                Method::POST,
+                "/admin/v1/accounts",
+                Some(json!({"name": "acme", "edition": edition})),
+            )
+            .await
+            .ok();
+        let account_id = account["id"].as_str().unwrap().to_owned();
+        let mut tenant = Tenant {
+            account_id,
+            user_id: String::new(),
+            token: String::new(),
+        };
+        let user = self.user(&tenant, role).await;
+        tenant.user_id = user.user_id;
+        tenant.token = user.token;
+        tenant
+    }
+
+    /// Another user (with a full token) in the tenant's account.
+    pub async fn user(&self, tenant: &Tenant, role: &str) -> Tenant {
+        let user = self
+            .admin(
+                Method::POST,
+                &format!("/admin/v1/accounts/{}/users", tenant.account_id),
+                Some(json!({"name": "someone", "role": role})),
+            )
+            .await
+            .ok();
+        let user_id = user["id"].as_str().unwrap().to_owned();
+        let token = self.token(&user_id, None).await;
+        Tenant {
+            account_id: tenant.account_id.clone(),
+            user_id,
+            token,
+        }
+    }
+
+    /// A token for a user, with the given permissions (all six when `None`).
+    pub async fn token(&self, user_id: &str, permissions: Option<&[&str]>) -> String {
+        let body = match permissions {
+            Some(p) => json!({"permissions": p}),
+            None => json!({}),
+        };
+        let answer = self
+            .admin(
+                Method::POST,
+                &format!("/admin/v1/users/{user_id}/tokens"),
+                Some(body),
+            )
+            .await;
+        answer.ok()["token"].as_str().unwrap().to_owned()
+    }
+
+    pub async fn connector(&self, user_id: &str, name: &str) -> String {
+        let answer = self
+            .admin(
+                Method::POST,
+                &format!("/admin/v1/users/{user_id}/connectors"),
+                Some(json!({"name": name})),
+            )
+            .await;
+        answer.ok()["id"].as_str().unwrap().to_owned()
+    }
+
+    /// Creates a normal app and answers its id.
+    pub async fn normal_app(&self, token: &str, name: &str) -> Value {
+        self.call(
+            Method::POST,
+            "/v1/api_apps",
+            Some(token),
+            Some(json!({"app_type": "normal", "name": name})),
+        )
+        .await
+        .ok()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+pub struct Tenant {
+    pub account_id: String,
+    pub user_id: String,
+    pub token: String,
+}
+
+#[derive(Debug)]
+pub struct Answer {
+    pub status: StatusCode,
+    pub logid_header: Option<String>,
+    pub body: Value,
+}
+
+impl Answer {
+    async fn read(response: reqwest::Response) -> Answer {
+        let status = response.status();
+        let logid_header = response
+            .headers()
+            .get("x-tt-logid")
+            .map(|v| v.to_str().unwrap().to_owned());
+        let text = response.text().await.expect("body");
+        let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
+        Answer {
+            status,
+            logid_header,
+            body,
+        }
+    }
+
+    pub fn code(&self) -> i64 {
+        self.body["code"].as_i64().expect("code")
+    }
+
+    pub fn msg(&self) -> &str {
+        self.body["msg"].as_str().expect("msg")
+    }
+
+    /// Asserts success and answers `data`.
+    pub fn ok(&self) -> Value {
+        assert_eq!(
+            (self.status, self.code()),
+            (StatusCode::OK, 0),
+            "expected success, got {:?}",
+            self.body
+        );
+        self.check_envelope();
+        self.body.get("data").cloned().unwrap_or(Value::Null)
+    }
+
+    /// Asserts an error with `code` and its HTTP status, and a message a person can act on.
+    pub fn err(&self, code: i64, status: u16) -> &str {
+        assert_eq!(
+            (self.code(), self.status.as_u16()),
+            (code, status),
+            "unexpected answer {:?}",
+            self.body
+        );
+        assert!(
+            self.body.get("data").is_none(),
+            "errors carry no data: {:?}",
+            self.body
+        );
+        assert!(
+            self.msg().len() > 10,
+            "msg must explain the error: {:?}",
+            self.body
+        );
+        self.check_envelope();
+        self.msg()
+    }
+
+    fn check_envelope(&self) {
+        let logid = self.body["detail"]["logid"].as_str().expect("detail.logid");
+        assert_eq!(
+            Some(logid),
+            self.logid_header.as_deref(),
+            "X-Tt-Logid equals detail.logid"
+        );
+        assert_eq!(logid.len(), 32);
+        assert!(self.body["msg"].is_string());
+    }
+}
