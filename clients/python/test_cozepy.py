@@ -55,7 +55,7 @@ def assert_signed_verification(received, verify_token: str):
     assert event["event"]["challenge"]
 
 
-def test_create_normal_app(tenant):
+def test_create_normal_app(server, tenant):
     app = create_app(tenant.coze, "订单回调")
     assert ID.fullmatch(app.id)
     assert app.app_type == AppType.NORMAL
@@ -63,6 +63,7 @@ def test_create_normal_app(tenant):
     assert app.name == "订单回调"
     assert app.callback_url is None and app.connector_id is None
     assert_logid(app)
+    assert f"logid={app.response.logid}" in server.log.read_text()
     assert int(create_app(tenant.coze).id) > int(app.id)
 
 
