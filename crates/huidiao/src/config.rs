@@ -6,6 +6,10 @@ use std::time::Duration;
 
 use clap::Args;
 
+use crate::dispatch::retention::Retention;
+use crate::dispatch::retry::{parse_schedule, RetryPolicy, DEFAULT_SCHEDULE};
+use crate::dispatch::scheduler::Settings;
+
 /// Settings of `huidiao serve`. Each flag can also be given through the environment variable
 /// named beside it; the flag wins when both are set.
 #[derive(Debug, Clone, Args)]
@@ -28,9 +32,95 @@ pub struct ServeConfig {
     pub allow_private_callback_urls: bool,
 
     /// Largest request body accepted, in bytes; larger bodies answer HTTP 413 with code 4000.
+    /// Publishing endpoints take up to `--max-batch-body-bytes` instead.
     #[arg(long, env = "HUIDIAO_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
+
+    #[command(flatten)]
+    pub delivery: DeliveryConfig,
 }
+
+/// How events are accepted, delivered, retried and kept.
+#[derive(Debug, Clone, Args)]
+pub struct DeliveryConfig {
+    /// Delays between attempts, comma-separated (`ms`, `s`, `m`, `h`, `d`); after the last one a
+    /// delivery is failed.
+    #[arg(long, env = "HUIDIAO_RETRY_SCHEDULE", default_value = DEFAULT_SCHEDULE, value_parser = |s: &str| parse_schedule(s).map(Schedule))]
+    pub retry_schedule: Schedule,
+
+    /// Each retry delay varies randomly by up to ± this fraction.
+    #[arg(long, env = "HUIDIAO_RETRY_JITTER", default_value_t = 0.1)]
+    pub retry_jitter: f64,
+
+    /// Pushes in flight at once, over all apps.
+    #[arg(long, env = "HUIDIAO_MAX_IN_FLIGHT", default_value_t = 256)]
+    pub max_in_flight: usize,
+
+    /// Pushes in flight at once to one app.
+    #[arg(long, env = "HUIDIAO_MAX_IN_FLIGHT_PER_APP", default_value_t = 16)]
+    pub max_in_flight_per_app: usize,
+
+    /// Deliveries leased from storage per round trip.
+    #[arg(long, env = "HUIDIAO_LEASE_BATCH", default_value_t = 256)]
+    pub lease_batch: usize,
+
+    /// How long a leased delivery stays taken; a node that dies holding it gives it up after this.
+    #[arg(long, env = "HUIDIAO_LEASE_DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
+    pub lease_duration: Duration,
+
+    /// Largest `event` object accepted in a publish, in bytes.
+    #[arg(long, env = "HUIDIAO_MAX_EVENT_BYTES", default_value_t = 64 * 1024)]
+    pub max_event_bytes: usize,
+
+    /// Largest body of the publishing endpoints (a batch holds up to 1000 events), in bytes.
+    #[arg(long, env = "HUIDIAO_MAX_BATCH_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
+    pub max_batch_body_bytes: usize,
+
+    /// How long succeeded, skipped and cancelled deliveries and their attempts are kept.
+    #[arg(long, env = "HUIDIAO_RETENTION_SUCCEEDED", default_value = "30d", value_parser = humantime::parse_duration)]
+    pub retention_succeeded: Duration,
+
+    /// How long failed deliveries and their attempts are kept.
+    #[arg(long, env = "HUIDIAO_RETENTION_FAILED", default_value = "90d", value_parser = humantime::parse_duration)]
+    pub retention_failed: Duration,
+
+    /// Time between pruning rounds.
+    #[arg(long, env = "HUIDIAO_RETENTION_INTERVAL", default_value = "10m", value_parser = humantime::parse_duration)]
+    pub retention_interval: Duration,
+}
+
+/// A retry schedule as given on the command line (one value holding the whole list).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule(pub Vec<Duration>);
+
+impl DeliveryConfig {
+    pub fn scheduler_settings(&self, allow_private: bool) -> Settings {
+        Settings {
+            retry: RetryPolicy {
+                schedule: self.retry_schedule.0.clone(),
+                jitter: self.retry_jitter.clamp(0.0, 1.0),
+            },
+            max_in_flight: self.max_in_flight.max(1),
+            max_in_flight_per_app: self.max_in_flight_per_app.max(1),
+            lease_batch: self.lease_batch.max(1),
+            lease_duration: self.lease_duration,
+            idle_poll: IDLE_POLL,
+            allow_private,
+        }
+    }
+
+    pub fn retention(&self) -> Retention {
+        Retention {
+            succeeded: self.retention_succeeded,
+            failed: self.retention_failed,
+            interval: self.retention_interval,
+        }
+    }
+}
+
+/// Longest time the scheduler sleeps without being woken; a safety net, since publishing,
+/// resending and finished attempts wake it at once.
+pub const IDLE_POLL: Duration = Duration::from_secs(1);
 
 /// The operator token comes from the environment only, never from a flag, so that it does not
 /// show up in process listings.

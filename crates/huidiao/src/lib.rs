@@ -11,5 +11,6 @@ pub mod dispatch;
 pub mod domain;
 pub mod error;
 pub mod ids;
+pub mod metrics;
 pub mod server;
 pub mod store;

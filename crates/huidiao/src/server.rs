@@ -2,18 +2,24 @@
 //! graceful shutdown on SIGTERM/SIGINT.
 
 use std::io::Write;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use rand::RngCore;
 use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
 
-use crate::api::{self, AppState};
+use crate::api::{self, AppState, Limits};
 use crate::config::{ServeConfig, ADMIN_TOKEN_ENV};
 use crate::dispatch::guard::build_client;
+use crate::dispatch::scheduler::Scheduler;
+use crate::dispatch::Wake;
 use crate::domain::paging::PageTokens;
 use crate::domain::tokens::{generate_admin_token, hash_token};
-use crate::ids::IdGenerator;
+use crate::ids::{now_ms, IdGenerator};
+use crate::metrics::Metrics;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -55,9 +61,41 @@ fn load_admin_token(data_dir: &Path) -> Result<(String, AdminTokenSource), Strin
     Ok((token, AdminTokenSource::File(path)))
 }
 
+/// A started server: its address, and the handle that stops it.
+pub struct Running {
+    pub addr: SocketAddr,
+    shutdown: CancellationToken,
+    task: JoinHandle<Result<(), String>>,
+}
+
+impl Running {
+    /// Asks the server to stop: no new requests, in-flight deliveries finish or go back to the
+    /// queue.
+    pub fn shutdown(&self) {
+        self.shutdown.cancel();
+    }
+
+    /// Waits until the server has stopped.
+    pub async fn wait(self) -> Result<(), String> {
+        self.task.await.map_err(|e| format!("server task failed: {e}"))?
+    }
+}
+
 /// Runs the server until SIGTERM or SIGINT. Start-up errors are plain sentences for the
 /// operator; `main` logs them and exits 1.
 pub async fn serve(config: ServeConfig) -> Result<(), String> {
+    let running = start(config).await?;
+    let stop = running.shutdown.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stop.cancel();
+    });
+    running.wait().await
+}
+
+/// Opens storage, binds the listener, starts the scheduler and retention, and serves HTTP in
+/// the background. Logs one line when ready.
+pub async fn start(config: ServeConfig) -> Result<Running, String> {
     if let Some(url) = &config.database_url {
         let scheme = url.split(':').next().unwrap_or_default();
         return Err(format!(
@@ -74,38 +112,70 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
         .secret("page_token_key", fresh_key)
         .await
         .map_err(|e| e.to_string())?;
+    // This node is the only user of embedded storage: leases of a previous run that died are
+    // given back at once instead of waiting for them to expire.
+    let resumed = store
+        .release_all_leases(now_ms())
+        .await
+        .map_err(|e| e.to_string())?;
 
+    let http = build_client(config.allow_private_callback_urls);
+    let metrics = Arc::new(Metrics::default());
+    let wake = Wake::default();
     let state = AppState {
-        store,
+        store: store.clone(),
         ids: Arc::new(IdGenerator::new()),
         page_tokens: Arc::new(PageTokens::new(page_key)),
         admin_token_hash: Arc::new(hash_token(&admin_token)),
-        http: build_client(config.allow_private_callback_urls),
+        http: http.clone(),
         allow_private_callback_urls: config.allow_private_callback_urls,
+        metrics: metrics.clone(),
+        wake: wake.clone(),
+        limits: Limits {
+            max_body_bytes: config.max_body_bytes,
+            max_batch_body_bytes: config.delivery.max_batch_body_bytes,
+            max_event_bytes: config.delivery.max_event_bytes,
+        },
     };
     drop(admin_token);
-    let app = api::router(state, config.max_body_bytes);
+    let app = api::router(state);
     let listener = TcpListener::bind(config.listen)
         .await
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
-    let local = listener.local_addr().map_err(|e| e.to_string())?;
+    let addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+    let shutdown = CancellationToken::new();
+    let settings = config
+        .delivery
+        .scheduler_settings(config.allow_private_callback_urls);
+    let scheduler = Arc::new(Scheduler::new(store.clone(), http, metrics, settings, wake));
+    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
+    let retention = tokio::spawn(config.delivery.retention().run(store, shutdown.clone()));
+
     let admin_token_from = match &source {
         AdminTokenSource::Environment => format!("environment variable {ADMIN_TOKEN_ENV}"),
         AdminTokenSource::File(path) => format!("file {}", path.display()),
     };
     tracing::info!(
-        listen = %local,
+        listen = %addr,
         storage = %format!("sqlite:{}", config.data_dir.join("huidiao.db").display()),
         admin_token_from = %admin_token_from,
         allow_private_callback_urls = config.allow_private_callback_urls,
+        resumed_deliveries = resumed,
         "huidiao ready"
     );
-    axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .map_err(|e| format!("server failed: {e}"))?;
-    tracing::info!("huidiao stopped");
-    Ok(())
+    let stop = shutdown.clone();
+    let task = tokio::spawn(async move {
+        axum::serve(listener, app)
+            .with_graceful_shutdown(stop.clone().cancelled_owned())
+            .await
+            .map_err(|e| format!("server failed: {e}"))?;
+        let _ = scheduler.await;
+        let _ = retention.await;
+        tracing::info!("huidiao stopped");
+        Ok(())
+    });
+    Ok(Running { addr, shutdown, task })
 }
 
 /// Resolves on the first SIGINT or SIGTERM.
@@ -126,5 +196,5 @@ async fn shutdown_signal() {
         _ = interrupt => {},
         _ = terminate => {},
     }
-    tracing::info!("shutdown signal received; finishing in-flight requests");
+    tracing::info!("shutdown signal received; finishing in-flight requests and deliveries");
 }

@@ -8,6 +8,8 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use utoipa::ToSchema;
 
 use super::AppState;
 use crate::domain::tenancy::Caller;
@@ -67,6 +69,28 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
                 .into_owned()
                 .collect(),
         ))
+    }
+}
+
+/// An id given as a decimal string (as cozepy sends it) or as a JSON number.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum IdValue {
+    Text(String),
+    Number(i64),
+}
+
+impl IdValue {
+    pub fn parse(&self, field: &str) -> Result<i64, ApiError> {
+        let id = match self {
+            IdValue::Text(text) => text.trim().parse::<i64>().ok(),
+            IdValue::Number(n) => Some(*n),
+        };
+        id.filter(|id| *id > 0).ok_or_else(|| {
+            ApiError::bad_request(format!(
+                "{field} must be a decimal id such as \"7512045450401153075\""
+            ))
+        })
     }
 }
 

@@ -3,6 +3,7 @@
 
 pub mod admin;
 pub mod coze;
+pub mod deliveries;
 pub mod envelope;
 pub mod extract;
 pub mod openapi;
@@ -19,9 +20,11 @@ use axum::Router;
 use tower_http::catch_panic::CatchPanicLayer;
 use tracing::Instrument;
 
+use crate::dispatch::Wake;
 use crate::domain::paging::PageTokens;
 use crate::error::ApiError;
 use crate::ids::{self, IdGenerator};
+use crate::metrics::Metrics;
 use crate::store::Store;
 use envelope::{LOGID_HEADER, LOG_ID};
 
@@ -36,17 +39,31 @@ pub struct AppState {
     /// The guarded client for callback URL verification and pushes.
     pub http: reqwest::Client,
     pub allow_private_callback_urls: bool,
+    pub metrics: Arc<Metrics>,
+    /// Wakes the delivery scheduler after a publish or a resend.
+    pub wake: Wake,
+    pub limits: Limits,
+}
+
+/// Size limits of what clients send.
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub max_body_bytes: usize,
+    pub max_batch_body_bytes: usize,
+    pub max_event_bytes: usize,
 }
 
 /// The whole HTTP surface of the server.
-pub fn router(state: AppState, max_body_bytes: usize) -> Router {
+pub fn router(state: AppState) -> Router {
+    let limits = state.limits;
     Router::new()
         .merge(coze::routes())
-        .merge(admin::routes())
+        .merge(deliveries::routes())
+        .merge(admin::routes(limits))
         .merge(service::routes())
         .fallback(unknown_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(max_body_bytes))
+        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("internal error; the server log has the details under this logid")
                 .into_response()

@@ -3,7 +3,7 @@
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{admin, coze, service};
+use super::{admin, coze, deliveries, service};
 
 #[derive(OpenApi)]
 #[openapi(
@@ -14,7 +14,9 @@ use super::{admin, coze, service};
         coze::events::subscribe, coze::events::list, coze::events::unsubscribe,
         admin::tenants::create_account, admin::tenants::create_user, admin::tenants::create_token,
         admin::tenants::revoke_token, admin::tenants::create_connector,
-        service::healthz, service::readyz, service::openapi,
+        admin::events::publish, admin::events::publish_batch,
+        deliveries::list, deliveries::get_one, deliveries::resend,
+        service::healthz, service::readyz, service::metrics, service::openapi,
     ),
     modifiers(&BearerAuth),
     security(("bearer" = [])),

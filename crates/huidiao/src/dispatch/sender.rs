@@ -7,6 +7,7 @@ use reqwest::header::CONTENT_TYPE;
 use url::Url;
 
 use super::guard::{check_literal_host, PrivateAddressRefused};
+use super::retry::parse_retry_after;
 use crate::ids::{now_ms, random_alphanumeric};
 
 /// At most this many bytes of a receiver's answer are read; the rest is never buffered.
@@ -26,6 +27,8 @@ pub struct Push<'a> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Answer {
     pub status: u16,
+    /// The `Retry-After` of a 429 or 503 answer.
+    pub retry_after: Option<Duration>,
     /// The first [`MAX_RESPONSE_BYTES`] bytes of the body.
     pub body: Vec<u8>,
 }
@@ -90,6 +93,14 @@ async fn exchange(
         .await
         .map_err(|e| classify(&e))?;
     let status = response.status().as_u16();
+    let retry_after = match status {
+        429 | 503 => response
+            .headers()
+            .get(reqwest::header::RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, std::time::SystemTime::now())),
+        _ => None,
+    };
     let mut body = Vec::new();
     while body.len() < MAX_RESPONSE_BYTES {
         match response.chunk().await {
@@ -100,7 +111,11 @@ async fn exchange(
             Err(e) => return Err(classify(&e)),
         }
     }
-    Ok(Answer { status, body })
+    Ok(Answer {
+        status,
+        retry_after,
+        body,
+    })
 }
 
 /// Names the failure in the words the delivery log and verification errors use.

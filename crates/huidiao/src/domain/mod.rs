@@ -2,7 +2,9 @@
 
 pub mod apps;
 pub mod callback_url;
+pub mod delivery;
 pub mod event_types;
+pub mod events;
 pub mod paging;
 pub mod tenancy;
 pub mod tokens;

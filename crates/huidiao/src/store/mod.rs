@@ -5,12 +5,17 @@
 
 pub mod sqlite;
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
 
 use crate::domain::apps::AppType;
+use crate::domain::delivery::{Audit, DeliveryStatus};
 use crate::domain::event_types::EventType;
+use crate::domain::events::NewEvent;
 use crate::domain::paging::PageRequest;
 use crate::domain::tenancy::{Edition, Ownership, Permission, Role, Scope};
+use crate::ids::IdGenerator;
 
 /// Why a storage call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -123,6 +128,82 @@ pub struct AppUpdate {
     pub callback_url: Option<String>,
 }
 
+/// A delivery taken by a dispatcher, with what it needs to send it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedDelivery {
+    pub id: i64,
+    pub app_id: i64,
+    pub app_type: AppType,
+    pub event_type: EventType,
+    /// The `event_id` in the pushed header.
+    pub event_key: String,
+    pub body: String,
+    pub callback_url: String,
+    pub verify_token: String,
+    /// Attempts since the delivery was last queued (publish or resend), for the retry policy.
+    pub round_attempts: u32,
+}
+
+/// What an attempt decided for its delivery.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AttemptOutcome {
+    Succeeded { audit: Option<Audit> },
+    Retry { at: i64 },
+    Failed,
+}
+
+/// One finished attempt, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttemptResult {
+    pub delivery_id: i64,
+    pub attempt: Attempt,
+    pub outcome: AttemptOutcome,
+}
+
+/// An attempt as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attempt {
+    pub at: i64,
+    pub status_code: Option<u16>,
+    pub latency_ms: i64,
+    pub error: Option<String>,
+    pub response_body_prefix: Option<String>,
+}
+
+/// A delivery as the delivery log shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    pub id: i64,
+    pub app_id: i64,
+    pub event_key: String,
+    pub event_type: EventType,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    pub next_attempt_at: Option<i64>,
+    pub last_status_code: Option<u16>,
+    pub last_error: Option<String>,
+    pub audit: Option<Audit>,
+    pub created_at: i64,
+    pub updated_at: i64,
+}
+
+/// Optional filters of the delivery log.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DeliveryFilter {
+    pub status: Option<DeliveryStatus>,
+    pub event_type: Option<EventType>,
+}
+
+/// How to lease: what is due, how many, until when, and which apps to leave alone (those
+/// whose receivers already have as much work as they may).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeaseRequest {
+    pub now: i64,
+    pub limit: usize,
+    pub lease_until: i64,
+    pub skip_apps: Vec<i64>,
+}
+
 /// The storage of huidiao. Implementations must be safe to share between tasks.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -160,7 +241,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<App>>;
     /// Applies `update` to a live app; false when there is no such app.
     async fn update_app(&self, id: i64, update: &AppUpdate, now: i64) -> StoreResult<bool>;
-    /// Deletes an app and its subscriptions; false when there is no such app.
+    /// Deletes an app and its subscriptions and cancels its pending deliveries; false when there
+    /// is no such app.
     async fn delete_app(&self, id: i64, now: i64) -> StoreResult<bool>;
 
     /// Adds subscriptions; types the app already has are left as they are.
@@ -169,4 +251,44 @@ pub trait Store: Send + Sync + 'static {
     async fn unsubscribe(&self, app_id: i64, types: &[EventType]) -> StoreResult<()>;
     /// The app's subscriptions, newest first, at most `page.size + 1`.
     async fn list_subscriptions(&self, app_id: i64, page: PageRequest) -> StoreResult<Vec<Subscription>>;
+
+    /// Stores events and one delivery per receiving app, all in one durable transaction.
+    /// Deliveries to apps without a callback URL are stored as skipped. Answers the number of
+    /// deliveries of each event.
+    async fn publish(&self, events: Vec<NewEvent>, ids: Arc<IdGenerator>) -> StoreResult<Vec<usize>>;
+
+    /// Takes up to `limit` due pending deliveries until `lease_until`: a lease that runs out
+    /// (its holder died) makes the delivery due again.
+    async fn lease_due(&self, request: LeaseRequest) -> StoreResult<Vec<LeasedDelivery>>;
+    /// When the earliest pending, unleased delivery falls due, if any.
+    async fn next_due_at(&self) -> StoreResult<Option<i64>>;
+    /// Records finished attempts and moves their deliveries on, in one transaction. A delivery
+    /// cancelled meanwhile keeps its status.
+    async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()>;
+    /// Gives leased deliveries back, due at `now` (graceful shutdown).
+    async fn release_leases(&self, ids: Vec<i64>, now: i64) -> StoreResult<()>;
+    /// Gives back every lease (start-up of the only node using this storage).
+    async fn release_all_leases(&self, now: i64) -> StoreResult<u64>;
+
+    /// The app's deliveries, newest first, at most `page.size + 1`.
+    async fn list_deliveries(
+        &self,
+        app_id: i64,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// One delivery of the app with the exact body sent and its attempts, oldest first.
+    async fn get_delivery(
+        &self,
+        app_id: i64,
+        id: i64,
+    ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>>;
+    /// Queues a delivery of the app again (same `event_id`), due now, with a fresh retry
+    /// schedule. False when there is no such delivery.
+    async fn resend(&self, app_id: i64, id: i64, now: i64) -> StoreResult<bool>;
+    /// Deletes up to `limit` deliveries in `statuses` last changed before `before`, with their
+    /// attempts and any event left without deliveries. Answers how many were deleted.
+    async fn prune(&self, statuses: Vec<DeliveryStatus>, before: i64, limit: usize) -> StoreResult<usize>;
+    /// Pending deliveries, in flight or waiting.
+    async fn pending_count(&self) -> StoreResult<i64>;
 }

@@ -12,16 +12,23 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
-    Account, App, AppUpdate, Connector, Store, StoreError, StoreResult, Subscription, TokenGrant,
-    TokenRecord, User,
+    Account, App, AppUpdate, Attempt, AttemptOutcome, AttemptResult, Connector, Delivery, DeliveryFilter,
+    LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult, Subscription, TokenGrant, TokenRecord,
+    User,
 };
 use crate::domain::apps::AppType;
+use crate::domain::delivery::{Audit, DeliveryStatus};
 use crate::domain::event_types::EventType;
+use crate::domain::events::{delivery_body, delivery_event_id, receives, Candidate, NewEvent};
 use crate::domain::paging::PageRequest;
 use crate::domain::tenancy::{Permission, Scope};
+use crate::ids::IdGenerator;
 
 /// Schema versions in order; `PRAGMA user_version` records how many are applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/sqlite/0001_management.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/sqlite/0001_management.sql"),
+    include_str!("migrations/sqlite/0002_delivery.sql"),
+];
 
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
@@ -188,6 +195,101 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
         err,
         rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
     )
+}
+
+/// A list of ids as one SQL parameter, read back with `json_each`.
+fn json_ids(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("integers serialise")
+}
+
+const DELIVERY_COLUMNS: &str = "id, app_id, event_key, event_type, status, attempts, next_attempt_at, \
+     last_status_code, last_error, audit, created_at, updated_at";
+
+fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
+    let audit: Option<String> = row.get(9)?;
+    Ok(Delivery {
+        id: row.get(0)?,
+        app_id: row.get(1)?,
+        event_key: row.get(2)?,
+        event_type: parse_column(row, 3)?,
+        status: parse_column(row, 4)?,
+        attempts: row.get(5)?,
+        next_attempt_at: row.get(6)?,
+        last_status_code: row.get(7)?,
+        last_error: row.get(8)?,
+        audit: audit.and_then(|text| serde_json::from_str::<Audit>(&text).ok()),
+        created_at: row.get(10)?,
+        updated_at: row.get(11)?,
+    })
+}
+
+/// Routes one event and stores it with its deliveries, inside the caller's transaction.
+fn insert_event(tx: &rusqlite::Transaction<'_>, event: &NewEvent, ids: &IdGenerator) -> StoreResult<usize> {
+    tx.prepare_cached(
+        "INSERT INTO events (id, event_uuid, event_type, coze_account_id, created_at, published_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        event.id,
+        event.uuid,
+        event.event_type.as_str(),
+        event.account_id,
+        event.created_at,
+        event.published_at
+    ])?;
+    let mut candidates = tx.prepare_cached(
+        "SELECT a.id, a.app_type, a.account_id, a.connector_id, a.callback_url IS NOT NULL
+         FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = ?1
+         WHERE a.account_id = ?2 AND a.app_type = 'normal' AND a.deleted_at IS NULL
+         UNION ALL
+         SELECT a.id, a.app_type, a.account_id, a.connector_id, a.callback_url IS NOT NULL
+         FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = ?1
+         WHERE a.connector_id IN (SELECT value FROM json_each(?3)) AND a.deleted_at IS NULL",
+    )?;
+    let candidates = candidates
+        .query_map(
+            params![
+                event.event_type.as_str(),
+                event.account_id,
+                json_ids(&event.connector_ids)
+            ],
+            |r| {
+                Ok(Candidate {
+                    app_id: r.get(0)?,
+                    app_type: parse_column(r, 1)?,
+                    account_id: r.get(2)?,
+                    connector_id: r.get(3)?,
+                    has_callback_url: r.get(4)?,
+                })
+            },
+        )?
+        .collect::<rusqlite::Result<Vec<_>>>()?;
+    let mut insert = tx.prepare_cached(
+        "INSERT INTO deliveries (id, event_id, app_id, event_key, event_type, status, next_attempt_at, body, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+    )?;
+    let mut count = 0;
+    for app in candidates.iter().filter(|app| receives(event, app)) {
+        let event_key = delivery_event_id(event, app.app_id);
+        let (status, due) = if app.has_callback_url {
+            (DeliveryStatus::Pending, Some(event.published_at))
+        } else {
+            (DeliveryStatus::Skipped, None)
+        };
+        insert.execute(params![
+            ids.next_id(),
+            event.id,
+            app.app_id,
+            event_key,
+            event.event_type.as_str(),
+            status.as_str(),
+            due,
+            delivery_body(event, app, &event_key),
+            event.published_at
+        ])?;
+        count += 1;
+    }
+    Ok(count)
 }
 
 /// Keyset bound for newest-first pages: ids below `before`, or all of them.
@@ -472,6 +574,11 @@ impl Store for SqliteStore {
                 params![id, now],
             )?;
             tx.execute("DELETE FROM subscriptions WHERE app_id = ?1", [id])?;
+            tx.execute(
+                "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?2
+                 WHERE app_id = ?1 AND status = 'pending'",
+                params![id, now],
+            )?;
             Ok(changed > 0)
         })
         .await
@@ -515,6 +622,270 @@ impl Store for SqliteStore {
                 subscription_from_row,
             )?;
             Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn publish(&self, events: Vec<NewEvent>, ids: Arc<IdGenerator>) -> StoreResult<Vec<usize>> {
+        self.write(move |tx| events.iter().map(|event| insert_event(tx, event, &ids)).collect())
+            .await
+    }
+
+    async fn lease_due(&self, request: LeaseRequest) -> StoreResult<Vec<LeasedDelivery>> {
+        self.write(move |tx| {
+            // Leasing moves next_attempt_at to the lease's end, so the due index only ever holds
+            // deliveries nobody is working on, and an expired lease is simply due again.
+            let mut lease = tx.prepare_cached(
+                "UPDATE deliveries SET lease_until = ?1, next_attempt_at = ?1
+                 WHERE id IN (SELECT id FROM deliveries
+                              WHERE status = 'pending' AND next_attempt_at <= ?2
+                                AND app_id NOT IN (SELECT value FROM json_each(?3))
+                              ORDER BY next_attempt_at LIMIT ?4)
+                 RETURNING id",
+            )?;
+            let leased = lease
+                .query_map(
+                    params![request.lease_until, request.now, json_ids(&request.skip_apps), request.limit as i64],
+                    |r| r.get::<_, i64>(0),
+                )?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let mut details = tx.prepare_cached(
+                "SELECT d.id, d.app_id, a.app_type, d.event_type, d.event_key, d.body, COALESCE(a.callback_url, ''), a.verify_token,
+                        d.round_attempts
+                 FROM deliveries d JOIN api_apps a ON a.id = d.app_id
+                 WHERE d.id IN (SELECT value FROM json_each(?1))
+                 ORDER BY d.next_attempt_at, d.id",
+            )?;
+            let rows = details
+                .query_map([json_ids(&leased)], |r| {
+                    Ok(LeasedDelivery {
+                        id: r.get(0)?,
+                        app_id: r.get(1)?,
+                        app_type: parse_column(r, 2)?,
+                        event_type: parse_column(r, 3)?,
+                        event_key: r.get(4)?,
+                        body: r.get(5)?,
+                        callback_url: r.get(6)?,
+                        verify_token: r.get(7)?,
+                        round_attempts: r.get(8)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(rows)
+        })
+        .await
+    }
+
+    async fn next_due_at(&self) -> StoreResult<Option<i64>> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
+    async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
+        self.write(move |tx| {
+            let mut attempt = tx.prepare_cached(
+                "INSERT INTO attempts (delivery_id, at, status_code, latency_ms, error, response_body_prefix)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )?;
+            let mut delivery = tx.prepare_cached(
+                "UPDATE deliveries SET
+                    attempts = attempts + 1,
+                    round_attempts = round_attempts + 1,
+                    last_status_code = ?2,
+                    last_error = ?3,
+                    audit = COALESCE(?4, audit),
+                    lease_until = NULL,
+                    status = CASE WHEN status = 'pending' THEN ?5 ELSE status END,
+                    next_attempt_at = CASE WHEN status = 'pending' THEN ?6 ELSE NULL END,
+                    updated_at = ?7
+                 WHERE id = ?1",
+            )?;
+            for result in &results {
+                let a = &result.attempt;
+                attempt.execute(params![
+                    result.delivery_id,
+                    a.at,
+                    a.status_code,
+                    a.latency_ms,
+                    a.error,
+                    a.response_body_prefix
+                ])?;
+                let (status, next, audit) = match &result.outcome {
+                    AttemptOutcome::Succeeded { audit } => (
+                        DeliveryStatus::Succeeded,
+                        None,
+                        audit
+                            .as_ref()
+                            .map(|a| serde_json::to_string(a).expect("an audit serialises")),
+                    ),
+                    AttemptOutcome::Retry { at } => (DeliveryStatus::Pending, Some(*at), None),
+                    AttemptOutcome::Failed => (DeliveryStatus::Failed, None, None),
+                };
+                delivery.execute(params![
+                    result.delivery_id,
+                    a.status_code,
+                    a.error,
+                    audit,
+                    status.as_str(),
+                    next,
+                    a.at + a.latency_ms
+                ])?;
+            }
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_leases(&self, ids: Vec<i64>, now: i64) -> StoreResult<()> {
+        self.write(move |tx| {
+            tx.execute(
+                "UPDATE deliveries SET lease_until = NULL, next_attempt_at = ?2
+                 WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'pending' AND lease_until IS NOT NULL",
+                params![json_ids(&ids), now],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn release_all_leases(&self, now: i64) -> StoreResult<u64> {
+        self.write(move |tx| {
+            Ok(tx.execute(
+                "UPDATE deliveries SET lease_until = NULL, next_attempt_at = ?1
+                 WHERE status = 'pending' AND lease_until IS NOT NULL",
+                [now],
+            )? as u64)
+        })
+        .await
+    }
+
+    async fn list_deliveries(
+        &self,
+        app_id: i64,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Delivery>> {
+        self.read(move |conn| {
+            let mut stmt = conn.prepare_cached(&format!(
+                "SELECT {DELIVERY_COLUMNS} FROM deliveries
+                 WHERE app_id = ?1 AND id < ?2 AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR event_type = ?4)
+                 ORDER BY id DESC LIMIT ?5"
+            ))?;
+            let rows = stmt.query_map(
+                params![
+                    app_id,
+                    before_bound(page),
+                    filter.status.map(DeliveryStatus::as_str),
+                    filter.event_type.map(EventType::as_str),
+                    page.size as i64 + 1
+                ],
+                delivery_from_row,
+            )?;
+            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+        })
+        .await
+    }
+
+    async fn get_delivery(
+        &self,
+        app_id: i64,
+        id: i64,
+    ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
+        self.read(move |conn| {
+            let found = conn
+                .query_row(
+                    &format!("SELECT {DELIVERY_COLUMNS}, body FROM deliveries WHERE id = ?1 AND app_id = ?2"),
+                    params![id, app_id],
+                    |r| Ok((delivery_from_row(r)?, r.get::<_, String>(12)?)),
+                )
+                .optional()?;
+            let Some((delivery, body)) = found else {
+                return Ok(None);
+            };
+            let mut stmt = conn.prepare_cached(
+                "SELECT at, status_code, latency_ms, error, response_body_prefix FROM attempts
+                 WHERE delivery_id = ?1 ORDER BY id",
+            )?;
+            let attempts = stmt
+                .query_map([id], |r| {
+                    Ok(Attempt {
+                        at: r.get(0)?,
+                        status_code: r.get(1)?,
+                        latency_ms: r.get(2)?,
+                        error: r.get(3)?,
+                        response_body_prefix: r.get(4)?,
+                    })
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            Ok(Some((delivery, body, attempts)))
+        })
+        .await
+    }
+
+    async fn resend(&self, app_id: i64, id: i64, now: i64) -> StoreResult<bool> {
+        self.write(move |tx| {
+            let exists: bool = tx.query_row(
+                "SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = ?1 AND app_id = ?2)",
+                params![id, app_id],
+                |r| r.get(0),
+            )?;
+            // A delivery in flight is left to finish; any other is due now with a fresh schedule.
+            tx.execute(
+                "UPDATE deliveries SET status = 'pending', round_attempts = 0, next_attempt_at = ?3, updated_at = ?3
+                 WHERE id = ?1 AND app_id = ?2 AND lease_until IS NULL",
+                params![id, app_id, now],
+            )?;
+            Ok(exists)
+        })
+        .await
+    }
+
+    async fn prune(&self, statuses: Vec<DeliveryStatus>, before: i64, limit: usize) -> StoreResult<usize> {
+        self.write(move |tx| {
+            let statuses = serde_json::to_string(&statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+                .expect("strings serialise");
+            let doomed = tx
+                .prepare_cached(
+                    "SELECT id, event_id FROM deliveries
+                     WHERE status IN (SELECT value FROM json_each(?1)) AND updated_at < ?2 LIMIT ?3",
+                )?
+                .query_map(params![statuses, before, limit as i64], |r| {
+                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+                })?
+                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();
+            let ids = json_ids(&ids);
+            tx.execute(
+                "DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?1))",
+                [&ids],
+            )?;
+            let deleted = tx.execute(
+                "DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))",
+                [&ids],
+            )?;
+            tx.execute(
+                "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+                [json_ids(&event_ids)],
+            )?;
+            Ok(deleted)
+        })
+        .await
+    }
+
+    async fn pending_count(&self) -> StoreResult<i64> {
+        self.read(|conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'",
+                [],
+                |r| r.get(0),
+            )?)
         })
         .await
     }

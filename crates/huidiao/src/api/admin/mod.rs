@@ -1,14 +1,21 @@
 //! `/admin/v1`: the operator's endpoints (operator-api.md). Every one needs the admin token.
 
+pub mod events;
 pub mod tenants;
 
+use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, post};
 use axum::Router;
 
-use super::AppState;
+use super::{AppState, Limits};
 
-pub fn routes() -> Router<AppState> {
+pub fn routes(limits: Limits) -> Router<AppState> {
+    let publishing = Router::new()
+        .route("/admin/v1/events", post(events::publish))
+        .route("/admin/v1/events:batch", post(events::publish_batch))
+        .layer(DefaultBodyLimit::max(limits.max_batch_body_bytes));
     Router::new()
+        .merge(publishing)
         .route("/admin/v1/accounts", post(tenants::create_account))
         .route(
             "/admin/v1/accounts/{account_id}/users",

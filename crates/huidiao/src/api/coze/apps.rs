@@ -6,7 +6,7 @@ use utoipa::ToSchema;
 
 use super::load_app;
 use crate::api::envelope::{ApiResult, Reply};
-use crate::api::extract::{JsonBody, QueryMap};
+use crate::api::extract::{IdValue, JsonBody, QueryMap};
 use crate::api::AppState;
 use crate::dispatch::verification::verify_callback_url;
 use crate::domain::apps::{parse_app_type, validate_name, AppType};
@@ -45,28 +45,6 @@ impl From<App> for ApiApp {
             callback_url: app.callback_url,
             connector_id: app.connector_id.map(|id| id.to_string()),
         }
-    }
-}
-
-/// An id given as a decimal string (as cozepy sends it) or as a JSON number.
-#[derive(Debug, Deserialize, ToSchema)]
-#[serde(untagged)]
-pub enum IdValue {
-    Text(String),
-    Number(i64),
-}
-
-impl IdValue {
-    fn parse(&self, field: &str) -> Result<i64, ApiError> {
-        let id = match self {
-            IdValue::Text(text) => text.trim().parse::<i64>().ok(),
-            IdValue::Number(n) => Some(*n),
-        };
-        id.filter(|id| *id > 0).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{field} must be a decimal id such as \"7512045450401153075\""
-            ))
-        })
     }
 }
 

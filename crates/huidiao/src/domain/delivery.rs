@@ -1,0 +1,153 @@
+//! A delivery's life: its stages, how long a receiver has to answer, and what its answer means.
+
+use std::fmt;
+use std::str::FromStr;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::domain::apps::AppType;
+use crate::domain::event_types::EventType;
+
+/// The stages of a delivery. `Pending` is waiting for its next attempt (or in flight);
+/// the other four are final until a resend makes it pending again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum DeliveryStatus {
+    Pending,
+    Succeeded,
+    Failed,
+    Cancelled,
+    Skipped,
+}
+
+impl DeliveryStatus {
+    pub const ALL: [DeliveryStatus; 5] = [
+        DeliveryStatus::Pending,
+        DeliveryStatus::Succeeded,
+        DeliveryStatus::Failed,
+        DeliveryStatus::Cancelled,
+        DeliveryStatus::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryStatus::Pending => "pending",
+            DeliveryStatus::Succeeded => "succeeded",
+            DeliveryStatus::Failed => "failed",
+            DeliveryStatus::Cancelled => "cancelled",
+            DeliveryStatus::Skipped => "skipped",
+        }
+    }
+}
+
+impl FromStr for DeliveryStatus {
+    type Err = ();
+    fn from_str(s: &str) -> Result<Self, ()> {
+        DeliveryStatus::ALL
+            .into_iter()
+            .find(|status| status.as_str() == s)
+            .ok_or(())
+    }
+}
+
+impl fmt::Display for DeliveryStatus {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How long a receiver has to answer [Coze]: 3 s, and 10 s for `bot.published` to a connector
+/// app, whose answer carries the channel's review.
+pub fn push_timeout(app_type: AppType, event_type: EventType) -> Duration {
+    if expects_audit(app_type, event_type) {
+        Duration::from_secs(10)
+    } else {
+        Duration::from_secs(3)
+    }
+}
+
+/// Whether the receiver's answer carries a review (coze-callbacks.md §5.2).
+pub fn expects_audit(app_type: AppType, event_type: EventType) -> bool {
+    app_type == AppType::Connector && event_type == EventType::BotPublished
+}
+
+/// A channel's review of a published bot: 1 in review, 2 approved, 3 rejected.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Audit {
+    pub audit_status: i64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub share_link: Option<String>,
+}
+
+/// Reads `{"audit": {"audit_status", "reason"}, "share_link"}` from a receiver's answer; `None`
+/// when the answer has no valid review.
+pub fn parse_audit(answer: &[u8]) -> Option<Audit> {
+    let value: serde_json::Value = serde_json::from_slice(answer).ok()?;
+    let audit = value.get("audit")?;
+    let audit_status = audit
+        .get("audit_status")?
+        .as_i64()
+        .filter(|s| (1..=3).contains(s))?;
+    let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
+    Some(Audit {
+        audit_status,
+        reason: text(audit.get("reason")),
+        share_link: text(value.get("share_link")),
+    })
+}
+
+/// Whether an HTTP status means delivered (huidiao accepts any 2xx).
+pub fn is_success(status: u16) -> bool {
+    (200..300).contains(&status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeouts() {
+        assert_eq!(
+            push_timeout(AppType::Connector, EventType::BotPublished),
+            Duration::from_secs(10)
+        );
+        assert_eq!(
+            push_timeout(AppType::Normal, EventType::BotPublished),
+            Duration::from_secs(3)
+        );
+        assert_eq!(
+            push_timeout(AppType::Connector, EventType::BotDeleted),
+            Duration::from_secs(3)
+        );
+    }
+
+    #[test]
+    fn audits() {
+        let answer = br#"{"audit":{"audit_status":3,"reason":"violates rules"},"share_link":"https://x/y"}"#;
+        assert_eq!(
+            parse_audit(answer),
+            Some(Audit {
+                audit_status: 3,
+                reason: Some("violates rules".into()),
+                share_link: Some("https://x/y".into())
+            })
+        );
+        assert_eq!(
+            parse_audit(br#"{"audit":{"audit_status":2}}"#).unwrap().reason,
+            None
+        );
+        assert_eq!(parse_audit(br#"{"audit":{"audit_status":7}}"#), None);
+        assert_eq!(parse_audit(b"ok"), None);
+        assert_eq!(parse_audit(b"{}"), None);
+    }
+
+    #[test]
+    fn statuses() {
+        for s in DeliveryStatus::ALL {
+            assert_eq!(s.as_str().parse::<DeliveryStatus>(), Ok(s));
+        }
+        assert!(is_success(200) && is_success(204) && !is_success(301) && !is_success(500));
+    }
+}
