@@ -225,7 +225,7 @@ async fn generated_admin_token_is_stored_0600_and_never_logged() {
     }
 
     // The same token is used after a restart.
-    let (code, dir) = server.stop();
+    let (code, dir) = server.stop().await;
     assert_eq!(code, Some(0), "SIGTERM stops the server with exit code 0");
     let again = Server::start_in(
         dir,
@@ -262,7 +262,7 @@ async fn data_survives_a_restart() {
         .ok();
     let token = first_page["next_page_token"].as_str().unwrap().to_owned();
     assert_eq!(page["items"][0]["id"], app["id"]);
-    let (code, dir) = server.stop();
+    let (code, dir) = server.stop().await;
     assert_eq!(code, Some(0));
     let server = Server::start_in(dir, Options::default()).await;
     let path = format!("/v1/api_apps?page_size=1&page_token={token}");

@@ -108,16 +108,28 @@ impl Server {
         }
     }
 
-    /// Sends SIGTERM and waits; returns the exit status code.
-    pub fn stop(mut self) -> (Option<i32>, tempfile::TempDir) {
+    /// Sends SIGTERM and waits (off the async runtime, so receivers in this test keep
+    /// answering); returns the exit status code and the data dir.
+    pub async fn stop(mut self) -> (Option<i32>, tempfile::TempDir) {
         let mut child = self.child.take().expect("running");
         let _ = Command::new("kill")
             .arg("-TERM")
             .arg(child.id().to_string())
             .status();
-        let status = child.wait().expect("wait for huidiao");
+        let status = tokio::task::spawn_blocking(move || child.wait())
+            .await
+            .unwrap()
+            .expect("wait for huidiao");
         let dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
         (status.code(), dir)
+    }
+
+    /// Kills the server with SIGKILL, as a crash would, and hands back its data dir.
+    pub fn kill_hard(mut self) -> tempfile::TempDir {
+        let mut child = self.child.take().expect("running");
+        child.kill().expect("SIGKILL");
+        child.wait().expect("wait for huidiao");
+        std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap())
     }
 
     pub fn log_text(&self) -> String {
@@ -230,6 +242,84 @@ impl Server {
         )
         .await
         .ok()
+    }
+}
+
+impl Server {
+    /// A normal app with a verified callback URL, subscribed to `types`. Answers the app.
+    pub async fn receiving_app(&self, token: &str, url: &str, types: &[&str]) -> Value {
+        let app = self.normal_app(token, "receiver").await;
+        self.point(token, &app, url, types).await;
+        app
+    }
+
+    /// Sets an app's callback URL and subscribes it to `types`.
+    pub async fn point(&self, token: &str, app: &Value, url: &str, types: &[&str]) {
+        let path = format!("/v1/api_apps/{}", app["id"].as_str().unwrap());
+        self.call(
+            Method::PUT,
+            &path,
+            Some(token),
+            Some(json!({"callback_url": url})),
+        )
+        .await
+        .ok();
+        self.subscribe(token, app, types).await;
+    }
+
+    pub async fn subscribe(&self, token: &str, app: &Value, types: &[&str]) {
+        let path = format!("/v1/api_apps/{}/events", app["id"].as_str().unwrap());
+        self.call(
+            Method::POST,
+            &path,
+            Some(token),
+            Some(json!({"event_types": types})),
+        )
+        .await
+        .ok();
+    }
+
+    /// Publishes one event and answers `data`.
+    pub async fn publish(&self, event: Value) -> Value {
+        self.admin(Method::POST, "/admin/v1/events", Some(event))
+            .await
+            .ok()
+    }
+
+    /// The app's delivery log (first page, newest first).
+    pub async fn deliveries(&self, token: &str, app: &Value, query: &str) -> Vec<Value> {
+        let path = format!("/v1/api_apps/{}/deliveries?{query}", app["id"].as_str().unwrap());
+        self.call(Method::GET, &path, Some(token), None).await.ok()["items"]
+            .as_array()
+            .unwrap()
+            .clone()
+    }
+
+    /// One delivery with its attempt log and body.
+    pub async fn delivery(&self, token: &str, app: &Value, delivery_id: &str) -> Value {
+        let path = format!(
+            "/v1/api_apps/{}/deliveries/{delivery_id}",
+            app["id"].as_str().unwrap()
+        );
+        self.call(Method::GET, &path, Some(token), None).await.ok()
+    }
+
+    /// Waits until the app's newest delivery has `status`, and answers it.
+    pub async fn wait_for_status(&self, token: &str, app: &Value, status: &str, limit: Duration) -> Value {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let items = self.deliveries(token, app, "").await;
+            if let Some(first) = items.first() {
+                if first["status"] == status {
+                    return first.clone();
+                }
+            }
+            assert!(
+                std::time::Instant::now() < deadline,
+                "no {status} delivery in {limit:?}: {items:?}"
+            );
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
     }
 }
 

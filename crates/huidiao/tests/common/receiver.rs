@@ -26,6 +26,10 @@ pub enum Behaviour {
     Status(u16),
     /// Wait this long, then behave as `Good`.
     Slow(Duration),
+    /// Answer 429 with `Retry-After: <seconds>`.
+    RetryAfter(u64),
+    /// Answer 200 with this JSON.
+    Reply(Value),
 }
 
 #[derive(Debug, Clone)]
@@ -54,6 +58,8 @@ impl Received {
 #[derive(Clone)]
 struct Shared {
     behaviour: Arc<Mutex<Behaviour>>,
+    /// Behaviours for the next requests, one each, before falling back to `behaviour`.
+    script: Arc<Mutex<std::collections::VecDeque<Behaviour>>>,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -65,12 +71,18 @@ pub struct Receiver {
 
 impl Receiver {
     pub async fn start(behaviour: Behaviour) -> Receiver {
+        Self::start_on("127.0.0.1:0", behaviour).await
+    }
+
+    /// Starts on a given address, e.g. the port of a receiver that was stopped.
+    pub async fn start_on(address: &str, behaviour: Behaviour) -> Receiver {
         let shared = Shared {
             behaviour: Arc::new(Mutex::new(behaviour)),
+            script: Arc::default(),
             received: Arc::default(),
         };
         let app = Router::new().fallback(answer).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        let listener = tokio::net::TcpListener::bind(address)
             .await
             .expect("bind receiver");
         let url = format!("http://{}/callback", listener.local_addr().unwrap());
@@ -84,8 +96,38 @@ impl Receiver {
         *self.shared.behaviour.lock().unwrap() = behaviour;
     }
 
+    /// The next requests get these behaviours, one each, then the default again.
+    pub fn script(&self, behaviours: Vec<Behaviour>) {
+        self.shared.script.lock().unwrap().extend(behaviours);
+    }
+
     pub fn received(&self) -> Vec<Received> {
         self.shared.received.lock().unwrap().clone()
+    }
+
+    /// Pushes received other than `url_verification` challenges.
+    pub fn pushes(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.json()["header"]["event_type"] != "url_verification")
+            .collect()
+    }
+
+    /// Waits until `count` pushes arrived (or panics after `limit`).
+    pub async fn wait_for_pushes(&self, count: usize, limit: Duration) -> Vec<Received> {
+        let deadline = Instant::now() + limit;
+        loop {
+            let pushes = self.pushes();
+            if pushes.len() >= count {
+                return pushes;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "only {} of {count} pushes arrived in {limit:?}",
+                pushes.len()
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
     }
 }
 
@@ -105,10 +147,18 @@ async fn answer(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
         body: body.to_vec(),
         at: Instant::now(),
     });
-    let behaviour = shared.behaviour.lock().unwrap().clone();
     let challenge = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v["event"]["challenge"].as_str().map(str::to_owned));
+    let scripted = if challenge.is_none() {
+        shared.script.lock().unwrap().pop_front()
+    } else {
+        None
+    };
+    let mut behaviour = scripted.unwrap_or_else(|| shared.behaviour.lock().unwrap().clone());
+    if challenge.is_some() && matches!(behaviour, Behaviour::Reply(_) | Behaviour::RetryAfter(_)) {
+        behaviour = Behaviour::Good;
+    }
     match behaviour {
         Behaviour::Good => good(challenge),
         Behaviour::Slow(delay) => {
@@ -118,6 +168,12 @@ async fn answer(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
         Behaviour::WrongChallenge => axum::Json(json!({"challenge": "not-the-one-sent"})).into_response(),
         Behaviour::NotJson => "ok".into_response(),
         Behaviour::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
+        Behaviour::RetryAfter(seconds) => (
+            StatusCode::TOO_MANY_REQUESTS,
+            [("retry-after", seconds.to_string())],
+        )
+            .into_response(),
+        Behaviour::Reply(value) => axum::Json(value).into_response(),
     }
 }
 
