@@ -84,6 +84,15 @@ class Admin:
     def connector(self, user_id: str, name: str) -> dict:
         return self.post(f"/admin/v1/users/{user_id}/connectors", {"name": name})
 
+    def publish(self, event_type: str, account_id: str, event: dict, connector_ids: list = None, created_at: int = None) -> dict:
+        """POST /admin/v1/events; returns data {"id", "deliveries"}."""
+        body = {"event_type": event_type, "coze_account_id": account_id, "event": event}
+        if connector_ids is not None:
+            body["connector_ids"] = connector_ids
+        if created_at is not None:
+            body["created_at"] = created_at
+        return self.post("/admin/v1/events", body)
+
 
 @pytest.fixture(scope="session")
 def admin(server):
@@ -118,6 +127,65 @@ def tenant(new_tenant) -> Tenant:
     return new_tenant()
 
 
+def wait_for(condition, timeout: float = 10.0, what: str = "condition", interval: float = 0.05):
+    """Polls condition() until it returns something truthy, for at most timeout seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = condition()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout} s waiting for {what}")
+        time.sleep(interval)
+
+
+class DeliveryLog:
+    """An app owner's view of the delivery log (operator-api.md), over plain HTTP with a PAT."""
+
+    def __init__(self, server: Server, token: str):
+        self.http = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {token}"})
+
+    def call(self, method: str, path: str, **kwargs):
+        answer = self.http.request(method, path, **kwargs)
+        envelope = answer.json()
+        assert envelope["code"] == 0, (method, path, answer.status_code, envelope)
+        assert envelope["detail"]["logid"] == answer.headers["X-Tt-Logid"]
+        return envelope.get("data")
+
+    def list(self, app_id: str, **query) -> list:
+        """Every delivery of the app (all pages), newest first."""
+        items, token = [], ""
+        while True:
+            data = self.call("GET", f"/v1/api_apps/{app_id}/deliveries", params={**query, "page_token": token})
+            items += data["items"]
+            token = data.get("next_page_token") or ""
+            if not data["has_more"]:
+                return items
+
+    def get(self, app_id: str, delivery_id: str) -> dict:
+        return self.call("GET", f"/v1/api_apps/{app_id}/deliveries/{delivery_id}")
+
+    def resend(self, app_id: str, delivery_id: str):
+        return self.call("POST", f"/v1/api_apps/{app_id}/deliveries/{delivery_id}/resend")
+
+    def wait_settled(self, app_id: str, count: int, timeout: float = 10.0) -> list:
+        """Waits until the app has count deliveries and none is pending; returns them."""
+
+        def settled():
+            items = self.list(app_id)
+            return items if len(items) == count and all(d["status"] != "pending" for d in items) else None
+
+        return wait_for(settled, timeout, f"{count} settled deliveries of app {app_id}")
+
+
+@pytest.fixture
+def delivery_log(server, tenant):
+    """The delivery log as seen by the `tenant` fixture's user."""
+    log = DeliveryLog(server, tenant.token)
+    yield log
+    log.http.close()
+
+
 @dataclass
 class Received:
     path: str
@@ -129,16 +197,29 @@ class Received:
         return json.loads(self.body)
 
 
+AUDIT_ANSWER = {"audit": {"audit_status": 2, "reason": "approved by the test receiver"}, "share_link": "https://example.com/share/test"}
+
+
 @dataclass
 class Receiver:
     """A callback URL on 127.0.0.1. Paths starting with /wrong-challenge answer a wrong
-    challenge, /status-500 answers HTTP 500, any other path answers correctly."""
+    challenge, /status-500 answers HTTP 500, /audit answers events (not challenges) with
+    AUDIT_ANSWER, any other path answers correctly."""
 
     base_url: str
     received: list
 
     def url(self, path: str) -> str:
         return self.base_url + path
+
+    def events(self, event_type: str = None) -> list:
+        """What was received other than url_verification challenges (optionally of one type)."""
+        pushes = [r for r in list(self.received) if r.event["header"]["event_type"] != "url_verification"]
+        return [r for r in pushes if event_type is None or r.event["header"]["event_type"] == event_type]
+
+    def wait_events(self, count: int, timeout: float = 10.0) -> list:
+        """Waits until at least count events (not challenges) have arrived; returns them all."""
+        return wait_for(lambda: len(self.events()) >= count and self.events(), timeout, f"{count} pushes")
 
 
 @pytest.fixture
@@ -157,6 +238,8 @@ def receiver():
                 answer["challenge"] = event["event"]["challenge"]
                 if self.path.startswith("/wrong-challenge"):
                     answer["challenge"] += "-wrong"
+            elif self.path.startswith("/audit"):
+                answer = AUDIT_ANSWER
             self.answer(200, answer)
 
         def answer(self, status: int, body: dict):

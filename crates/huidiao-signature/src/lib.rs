@@ -103,10 +103,7 @@ pub fn standard_webhooks_secret(verify_token: &str) -> String {
 /// The `webhook-signature` header value: `v1,` + base64 HMAC-SHA256 over `id.timestamp.body`,
 /// keyed with the verify token's bytes (the secret's decoded form).
 pub fn standard_webhooks_sign(verify_token: &str, msg_id: &str, timestamp_s: i64, body: &[u8]) -> String {
-    format!(
-        "v1,{}",
-        BASE64.encode(standard_webhooks_mac(verify_token, msg_id, timestamp_s, body))
-    )
+    format!("v1,{}", BASE64.encode(standard_webhooks_mac(verify_token, msg_id, timestamp_s, body)))
 }
 
 /// Checks a `webhook-signature` header, which may list several space-separated signatures.
@@ -157,20 +154,8 @@ mod tests {
         let token = "3JZ9JrHhXMihsrFuCLqbPaxfqnN2JUVCIjpuarFsNxsI2aK1k9uVq6vYi4uBwKp6";
         let signature = sign("1749116452112", "b7c5a3f0e1d2", token, body.as_bytes());
         assert_eq!(signature, "b249e6b0f50ab59504d43a6a1a4f73ca10eebd74");
-        assert!(verify(
-            "1749116452112",
-            "b7c5a3f0e1d2",
-            token,
-            body.as_bytes(),
-            &signature
-        ));
-        assert!(verify(
-            "1749116452112",
-            "b7c5a3f0e1d2",
-            token,
-            body.as_bytes(),
-            &signature.to_uppercase()
-        ));
+        assert!(verify("1749116452112", "b7c5a3f0e1d2", token, body.as_bytes(), &signature));
+        assert!(verify("1749116452112", "b7c5a3f0e1d2", token, body.as_bytes(), &signature.to_uppercase()));
     }
 
     #[test]
@@ -186,10 +171,7 @@ mod tests {
     #[test]
     fn freshness_window() {
         let sig = sign("1000000", "n", "t", b"{}");
-        assert_eq!(
-            verify_fresh("1000000", "n", "t", b"{}", &sig, 1_000_500, 1000),
-            Ok(())
-        );
+        assert_eq!(verify_fresh("1000000", "n", "t", b"{}", &sig, 1_000_500, 1000), Ok(()));
         assert_eq!(
             verify_fresh("1000000", "n", "t", b"{}", &sig, 1_300_000, 1000),
             Err(VerifyError::Stale { skew_ms: 300_000 })
@@ -223,33 +205,9 @@ mod tests {
         assert!(secret.starts_with("whsec_"));
         assert_eq!(BASE64.decode(&secret[6..]).unwrap(), token.as_bytes());
         let header = standard_webhooks_sign(token, "id-1", 1_700_000_000, b"{}");
-        assert!(standard_webhooks_verify(
-            token,
-            "id-1",
-            1_700_000_000,
-            b"{}",
-            &header
-        ));
-        assert!(standard_webhooks_verify(
-            token,
-            "id-1",
-            1_700_000_000,
-            b"{}",
-            &format!("v1,AAAA {header}")
-        ));
-        assert!(!standard_webhooks_verify(
-            token,
-            "id-2",
-            1_700_000_000,
-            b"{}",
-            &header
-        ));
-        assert!(!standard_webhooks_verify(
-            token,
-            "id-1",
-            1_700_000_001,
-            b"{}",
-            &header
-        ));
+        assert!(standard_webhooks_verify(token, "id-1", 1_700_000_000, b"{}", &header));
+        assert!(standard_webhooks_verify(token, "id-1", 1_700_000_000, b"{}", &format!("v1,AAAA {header}")));
+        assert!(!standard_webhooks_verify(token, "id-2", 1_700_000_000, b"{}", &header));
+        assert!(!standard_webhooks_verify(token, "id-1", 1_700_000_001, b"{}", &header));
     }
 }

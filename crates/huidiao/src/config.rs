@@ -38,6 +38,11 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub delivery: DeliveryConfig,
+
+    /// An admin token given by an embedding program (`huidiao demo`); `huidiao serve` reads it
+    /// from the environment or the data dir instead.
+    #[arg(skip)]
+    pub admin_token: Option<String>,
 }
 
 /// How events are accepted, delivered, retried and kept.
@@ -134,9 +139,7 @@ fn parse_switch(value: &str) -> Result<bool, String> {
     match value.trim().to_ascii_lowercase().as_str() {
         "1" | "true" | "yes" | "on" => Ok(true),
         "0" | "false" | "no" | "off" | "" => Ok(false),
-        other => Err(format!(
-            "expected 1/0, true/false, yes/no or on/off, got {other:?}"
-        )),
+        other => Err(format!("expected 1/0, true/false, yes/no or on/off, got {other:?}")),
     }
 }
 

@@ -40,11 +40,7 @@ pub struct ApiError {
 
 impl ApiError {
     pub fn new(code: ErrorCode, msg: impl Into<String>) -> Self {
-        ApiError {
-            code,
-            msg: msg.into(),
-            status: code.http_status(),
-        }
+        ApiError { code, msg: msg.into(), status: code.http_status() }
     }
 
     pub fn bad_request(msg: impl Into<String>) -> Self {

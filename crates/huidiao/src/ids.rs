@@ -8,10 +8,7 @@ use rand::{Rng, RngCore};
 
 /// Milliseconds since the Unix epoch.
 pub fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
 /// Bits below the millisecond timestamp in an id: room for 2^20 ids per millisecond.
@@ -35,10 +32,7 @@ impl IdGenerator {
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
             let next = candidate.max(last + 1);
-            match self
-                .last
-                .compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed)
-            {
+            match self.last.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return next,
                 Err(actual) => last = actual,
             }
@@ -57,11 +51,7 @@ pub fn log_id() -> String {
 /// `len` characters of `[A-Za-z0-9]` from the operating system's CSPRNG (through `rand`'s
 /// thread-local generator, which is a CSPRNG seeded from the OS).
 pub fn random_alphanumeric(len: usize) -> String {
-    rand::rng()
-        .sample_iter(&Alphanumeric)
-        .take(len)
-        .map(char::from)
-        .collect()
+    rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
 #[cfg(test)]
@@ -85,9 +75,7 @@ mod tests {
         let id = log_id();
         assert_eq!(id.len(), 32);
         assert!(id[..14].chars().all(|c| c.is_ascii_digit()));
-        assert!(id[14..]
-            .chars()
-            .all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)));
+        assert!(id[14..].chars().all(|c| c.is_ascii_digit() || ('A'..='F').contains(&c)));
     }
 
     #[test]

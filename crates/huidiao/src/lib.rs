@@ -6,6 +6,7 @@
 //! backend) → [`dispatch`] (signed HTTP pushes behind the address guard).
 
 pub mod api;
+pub mod cli;
 pub mod config;
 pub mod dispatch;
 pub mod domain;

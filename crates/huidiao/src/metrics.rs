@@ -58,39 +58,20 @@ impl Default for Metrics {
             attempt_seconds.clone(),
         );
         let queue_depth = Gauge::default();
-        registry.register(
-            "queue_depth",
-            "Pending deliveries, waiting or in flight",
-            queue_depth.clone(),
-        );
+        registry.register("queue_depth", "Pending deliveries, waiting or in flight", queue_depth.clone());
         let in_flight = Gauge::default();
-        registry.register(
-            "in_flight_requests",
-            "Pushes being sent right now",
-            in_flight.clone(),
-        );
-        Metrics {
-            registry,
-            events_published,
-            deliveries,
-            attempt_seconds,
-            queue_depth,
-            in_flight,
-        }
+        registry.register("in_flight_requests", "Pushes being sent right now", in_flight.clone());
+        Metrics { registry, events_published, deliveries, attempt_seconds, queue_depth, in_flight }
     }
 }
 
 impl Metrics {
     pub fn event_published(&self, event_type: &'static str) {
-        self.events_published
-            .get_or_create(&[("event_type", event_type)])
-            .inc();
+        self.events_published.get_or_create(&[("event_type", event_type)]).inc();
     }
 
     pub fn attempt(&self, outcome: Outcome, seconds: f64) {
-        self.deliveries
-            .get_or_create(&[("outcome", outcome.label())])
-            .inc();
+        self.deliveries.get_or_create(&[("outcome", outcome.label())]).inc();
         self.attempt_seconds.observe(seconds);
     }
 

@@ -25,13 +25,17 @@ use crate::store::Store;
 
 /// Where the admin token came from, for the start-up log (never the token itself).
 enum AdminTokenSource {
+    Embedder,
     Environment,
     File(PathBuf),
 }
 
 /// Takes the admin token from `HUIDIAO_ADMIN_TOKEN`, or from `<data dir>/admin-token`, creating
 /// that file (mode 0600) with a fresh token on first start.
-fn load_admin_token(data_dir: &Path) -> Result<(String, AdminTokenSource), String> {
+fn load_admin_token(given: Option<&str>, data_dir: &Path) -> Result<(String, AdminTokenSource), String> {
+    if let Some(token) = given {
+        return Ok((token.to_owned(), AdminTokenSource::Embedder));
+    }
     if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
         let token = token.trim().to_owned();
         if !token.is_empty() {
@@ -52,9 +56,7 @@ fn load_admin_token(data_dir: &Path) -> Result<(String, AdminTokenSource), Strin
     options.write(true).create(true).truncate(true);
     #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options
-        .open(&path)
-        .map_err(|e| format!("cannot create {}: {e}", path.display()))?;
+    let mut file = options.open(&path).map_err(|e| format!("cannot create {}: {e}", path.display()))?;
     file.write_all(format!("{token}\n").as_bytes())
         .and_then(|_| file.sync_all())
         .map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -105,19 +107,13 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     }
     let store = SqliteStore::open(&config.data_dir).map_err(|e| e.to_string())?;
     let store: Arc<dyn Store> = Arc::new(store);
-    let (admin_token, source) = load_admin_token(&config.data_dir)?;
+    let (admin_token, source) = load_admin_token(config.admin_token.as_deref(), &config.data_dir)?;
     let mut fresh_key = vec![0u8; 32];
     rand::rng().fill_bytes(&mut fresh_key);
-    let page_key = store
-        .secret("page_token_key", fresh_key)
-        .await
-        .map_err(|e| e.to_string())?;
+    let page_key = store.secret("page_token_key", fresh_key).await.map_err(|e| e.to_string())?;
     // This node is the only user of embedded storage: leases of a previous run that died are
     // given back at once instead of waiting for them to expire.
-    let resumed = store
-        .release_all_leases(now_ms())
-        .await
-        .map_err(|e| e.to_string())?;
+    let resumed = store.release_all_leases(now_ms()).await.map_err(|e| e.to_string())?;
 
     let http = build_client(config.allow_private_callback_urls);
     let metrics = Arc::new(Metrics::default());
@@ -145,14 +141,13 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
     let shutdown = CancellationToken::new();
-    let settings = config
-        .delivery
-        .scheduler_settings(config.allow_private_callback_urls);
+    let settings = config.delivery.scheduler_settings(config.allow_private_callback_urls);
     let scheduler = Arc::new(Scheduler::new(store.clone(), http, metrics, settings, wake));
     let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
     let retention = tokio::spawn(config.delivery.retention().run(store, shutdown.clone()));
 
     let admin_token_from = match &source {
+        AdminTokenSource::Embedder => "the embedding program".to_owned(),
         AdminTokenSource::Environment => format!("environment variable {ADMIN_TOKEN_ENV}"),
         AdminTokenSource::File(path) => format!("file {}", path.display()),
     };

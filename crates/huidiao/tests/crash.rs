@@ -16,9 +16,7 @@ async fn an_acknowledged_event_survives_kill_9() {
     let server = Server::start().await;
     let receiver = Receiver::start(Behaviour::Good).await;
     let t = server.tenant("personal", "member").await;
-    let app = server
-        .receiving_app(&t.token, &receiver.url, &["bot.deleted"])
-        .await;
+    let app = server.receiving_app(&t.token, &receiver.url, &["bot.deleted"]).await;
     receiver.set(Behaviour::Status(503));
     let published = server
         .publish(json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {}}))
@@ -29,22 +27,14 @@ async fn an_acknowledged_event_survives_kill_9() {
     let server = Server::start_in(dir, Options::default()).await;
     receiver.set(Behaviour::Good);
     let delivery = server.deliveries(&t.token, &app, "").await.remove(0);
-    assert!(
-        delivery["status"] == "pending" || delivery["status"] == "succeeded",
-        "{delivery:?}"
-    );
+    assert!(delivery["status"] == "pending" || delivery["status"] == "succeeded", "{delivery:?}");
     let resend = format!(
         "/v1/api_apps/{}/deliveries/{}/resend",
         app["id"].as_str().unwrap(),
         delivery["id"].as_str().unwrap()
     );
-    server
-        .call(Method::POST, &resend, Some(&t.token), None)
-        .await
-        .ok();
-    server
-        .wait_for_status(&t.token, &app, "succeeded", Duration::from_secs(10))
-        .await;
+    server.call(Method::POST, &resend, Some(&t.token), None).await.ok();
+    server.wait_for_status(&t.token, &app, "succeeded", Duration::from_secs(10)).await;
 }
 
 #[tokio::test]
@@ -53,22 +43,14 @@ async fn kill_9_mid_delivery_loses_nothing() {
     let server = Server::start().await;
     let receiver = Receiver::start(Behaviour::Good).await;
     let t = server.tenant("personal", "member").await;
-    server
-        .receiving_app(&t.token, &receiver.url, &["benefit.usage"])
-        .await;
+    server.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
     receiver.set(Behaviour::Slow(Duration::from_millis(10)));
     for batch in 0..EVENTS / 1000 {
         let events: Vec<Value> = (0..1000)
             .map(|i| json!({"event_type": "benefit.usage", "coze_account_id": t.account_id, "event": {"id": format!("{batch}-{i}")}}))
             .collect();
-        let answer = server
-            .admin(
-                Method::POST,
-                "/admin/v1/events:batch",
-                Some(json!({"events": events})),
-            )
-            .await
-            .ok();
+        let answer =
+            server.admin(Method::POST, "/admin/v1/events:batch", Some(json!({"events": events}))).await.ok();
         assert_eq!(answer["deliveries"], 1000);
     }
     receiver.wait_for_pushes(300, Duration::from_secs(30)).await;
@@ -81,9 +63,7 @@ async fn kill_9_mid_delivery_loses_nothing() {
     loop {
         let mut seen: HashMap<String, usize> = HashMap::new();
         for push in receiver.pushes() {
-            *seen
-                .entry(push.json()["event"]["id"].as_str().unwrap().to_owned())
-                .or_default() += 1;
+            *seen.entry(push.json()["event"]["id"].as_str().unwrap().to_owned()).or_default() += 1;
         }
         if seen.len() == EVENTS {
             let duplicates: usize = seen.values().map(|n| n - 1).sum();
@@ -91,11 +71,7 @@ async fn kill_9_mid_delivery_loses_nothing() {
             assert!(duplicates <= 512, "{duplicates} duplicates");
             break;
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "only {} of {EVENTS} events arrived",
-            seen.len()
-        );
+        assert!(std::time::Instant::now() < deadline, "only {} of {EVENTS} events arrived", seen.len());
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 }
@@ -105,23 +81,16 @@ async fn sigterm_lets_an_in_flight_push_finish() {
     let server = Server::start().await;
     let receiver = Receiver::start(Behaviour::Good).await;
     let t = server.tenant("personal", "member").await;
-    let app = server
-        .receiving_app(&t.token, &receiver.url, &["bot.deleted"])
-        .await;
+    let app = server.receiving_app(&t.token, &receiver.url, &["bot.deleted"]).await;
     receiver.set(Behaviour::Slow(Duration::from_millis(1000)));
-    server
-        .publish(json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {}}))
-        .await;
+    server.publish(json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {}})).await;
     receiver.wait_for_pushes(1, Duration::from_secs(5)).await;
     let (code, dir) = server.stop().await;
     assert_eq!(code, Some(0));
 
     let server = Server::start_in(dir, Options::default()).await;
     let delivery = server.deliveries(&t.token, &app, "").await.remove(0);
-    assert_eq!(
-        delivery["status"], "succeeded",
-        "the push in flight finished and was recorded"
-    );
+    assert_eq!(delivery["status"], "succeeded", "the push in flight finished and was recorded");
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(receiver.pushes().len(), 1, "and it is not sent again");
 }

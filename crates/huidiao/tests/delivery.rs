@@ -39,19 +39,14 @@ async fn a_push_is_signed_both_ways_and_has_the_coze_header() {
     let server = Server::start().await;
     let receiver = Receiver::start(Behaviour::Good).await;
     let t = server.tenant("personal", "member").await;
-    let app = server
-        .receiving_app(&t.token, &receiver.url, &["bot.published"])
-        .await;
+    let app = server.receiving_app(&t.token, &receiver.url, &["bot.published"]).await;
     let app_id = app["id"].as_str().unwrap();
     let verify_token = app["verify_token"].as_str().unwrap();
 
     let published = server.publish(bot_published(&t.account_id)).await;
     assert_eq!(published["deliveries"], 1);
     assert_eq!(published["id"].as_str().unwrap().len(), 19);
-    let push = receiver
-        .wait_for_pushes(1, Duration::from_secs(5))
-        .await
-        .remove(0);
+    let push = receiver.wait_for_pushes(1, Duration::from_secs(5)).await.remove(0);
 
     assert!(push.coze_signature_valid(verify_token), "Coze SHA-1 signature");
     assert_eq!(push.headers["content-type"], "application/json");
@@ -72,28 +67,18 @@ async fn a_push_is_signed_both_ways_and_has_the_coze_header() {
     let mut mac = Hmac::<sha2::Sha256>::new_from_slice(verify_token.as_bytes()).unwrap();
     mac.update(format!("{event_id}.{timestamp}.").as_bytes());
     mac.update(&push.body);
-    let expected = format!(
-        "v1,{}",
-        base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes())
-    );
+    let expected =
+        format!("v1,{}", base64::engine::general_purpose::STANDARD.encode(mac.finalize().into_bytes()));
     assert_eq!(push.headers["webhook-signature"], expected);
     let ms: i64 = push.headers["x-coze-timestamp"].parse().unwrap();
     assert_eq!(ms / 1000, timestamp.parse::<i64>().unwrap());
 
-    let delivery = server
-        .wait_for_status(&t.token, &app, "succeeded", Duration::from_secs(5))
-        .await;
+    let delivery = server.wait_for_status(&t.token, &app, "succeeded", Duration::from_secs(5)).await;
     assert_eq!(delivery["event_id"], event_id);
     assert_eq!(delivery["attempts"], 1);
     assert_eq!(delivery["last_status_code"], 200);
-    let detail = server
-        .delivery(&t.token, &app, delivery["id"].as_str().unwrap())
-        .await;
-    assert_eq!(
-        detail["body"].as_str().unwrap().as_bytes(),
-        push.body.as_slice(),
-        "the exact body sent"
-    );
+    let detail = server.delivery(&t.token, &app, delivery["id"].as_str().unwrap()).await;
+    assert_eq!(detail["body"].as_str().unwrap().as_bytes(), push.body.as_slice(), "the exact body sent");
     let log = detail["attempt_log"].as_array().unwrap();
     assert_eq!(log.len(), 1);
     assert_eq!(log[0]["status_code"], 200);
@@ -115,15 +100,9 @@ async fn routing_normal_and_connector_apps() {
     let owner = server.tenant("personal", "member").await;
     let channel_owner = server.tenant("enterprise", "admin").await;
     let stranger = server.tenant("personal", "member").await;
-    let app = server
-        .receiving_app(&owner.token, &mine.url, &["bot.published"])
-        .await;
-    server
-        .receiving_app(&owner.token, &unsubscribed.url, &["bot.deleted"])
-        .await;
-    server
-        .receiving_app(&stranger.token, &elsewhere.url, &["bot.published"])
-        .await;
+    let app = server.receiving_app(&owner.token, &mine.url, &["bot.published"]).await;
+    server.receiving_app(&owner.token, &unsubscribed.url, &["bot.deleted"]).await;
+    server.receiving_app(&stranger.token, &elsewhere.url, &["bot.published"]).await;
     let connector = server.connector(&channel_owner.user_id, "渠道").await;
     let connector_app = server
         .call(
@@ -135,22 +114,13 @@ async fn routing_normal_and_connector_apps() {
         .await
         .ok();
     server
-        .point(
-            &channel_owner.token,
-            &connector_app,
-            &channel.url,
-            &["bot.published", "bot.unpublished"],
-        )
+        .point(&channel_owner.token, &connector_app, &channel.url, &["bot.published", "bot.unpublished"])
         .await;
 
     let mut event = bot_published(&owner.account_id);
     event["connector_ids"] = json!([connector, "123"]);
     assert_eq!(server.publish(event).await["deliveries"], 2);
-    let to_channel = channel
-        .wait_for_pushes(1, Duration::from_secs(5))
-        .await
-        .remove(0)
-        .json();
+    let to_channel = channel.wait_for_pushes(1, Duration::from_secs(5)).await.remove(0).json();
     assert_eq!(to_channel["header"]["connector_id"], connector.as_str());
     assert_eq!(to_channel["header"]["api_app_id"], connector_app["id"]);
     assert_eq!(to_channel["header"]["coze_account_id"], owner.account_id.as_str());
@@ -158,20 +128,13 @@ async fn routing_normal_and_connector_apps() {
 
     // The channel's review is stored with the delivery.
     let delivery = server
-        .wait_for_status(
-            &channel_owner.token,
-            &connector_app,
-            "succeeded",
-            Duration::from_secs(5),
-        )
+        .wait_for_status(&channel_owner.token, &connector_app, "succeeded", Duration::from_secs(5))
         .await;
     assert_eq!(
         delivery["audit"],
         json!({"audit_status": 3, "reason": "违规", "share_link": "https://share/x"})
     );
-    let normal = server
-        .wait_for_status(&owner.token, &app, "succeeded", Duration::from_secs(5))
-        .await;
+    let normal = server.wait_for_status(&owner.token, &app, "succeeded", Duration::from_secs(5)).await;
     assert!(normal.get("audit").is_none(), "normal apps have no review");
 
     // An event naming no channel reaches only the account's apps; other types only their subscribers.
@@ -179,14 +142,8 @@ async fn routing_normal_and_connector_apps() {
     unpublished["event_type"] = json!("bot.unpublished");
     assert_eq!(server.publish(unpublished).await["deliveries"], 0);
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(
-        elsewhere.pushes().is_empty(),
-        "another account's app receives nothing"
-    );
-    assert!(
-        unsubscribed.pushes().is_empty(),
-        "unsubscribed types are not sent"
-    );
+    assert!(elsewhere.pushes().is_empty(), "another account's app receives nothing");
+    assert!(unsubscribed.pushes().is_empty(), "unsubscribed types are not sent");
     assert_eq!(channel.pushes().len(), 1);
 }
 
@@ -219,43 +176,28 @@ async fn failures_retry_with_the_same_event_id_then_succeed() {
     let server = fast_retry_server().await;
     let receiver = Receiver::start(Behaviour::Good).await;
     let t = server.tenant("personal", "member").await;
-    let app = server
-        .receiving_app(&t.token, &receiver.url, &["bot.deleted"])
-        .await;
-    receiver.script(vec![
-        Behaviour::Status(500),
-        Behaviour::Slow(Duration::from_millis(3500)),
-    ]);
+    let app = server.receiving_app(&t.token, &receiver.url, &["bot.deleted"]).await;
+    receiver.script(vec![Behaviour::Status(500), Behaviour::Slow(Duration::from_millis(3500))]);
     let event =
         json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {"bot_id": "1"}});
     server.publish(event).await;
     let pushes = receiver.wait_for_pushes(3, Duration::from_secs(15)).await;
-    let ids: HashSet<String> = pushes
-        .iter()
-        .map(|p| p.json()["header"]["event_id"].as_str().unwrap().to_owned())
-        .collect();
+    let ids: HashSet<String> =
+        pushes.iter().map(|p| p.json()["header"]["event_id"].as_str().unwrap().to_owned()).collect();
     assert_eq!(ids.len(), 1, "every retry carries the same event_id");
     let nonces: HashSet<&String> = pushes.iter().map(|p| &p.headers["x-coze-nonce"]).collect();
     assert_eq!(nonces.len(), 3, "a fresh nonce per attempt");
     let verify_token = app["verify_token"].as_str().unwrap();
     assert!(pushes.iter().all(|p| p.coze_signature_valid(verify_token)));
 
-    let delivery = server
-        .wait_for_status(&t.token, &app, "succeeded", Duration::from_secs(5))
-        .await;
+    let delivery = server.wait_for_status(&t.token, &app, "succeeded", Duration::from_secs(5)).await;
     assert_eq!(delivery["attempts"], 3);
-    let detail = server
-        .delivery(&t.token, &app, delivery["id"].as_str().unwrap())
-        .await;
+    let detail = server.delivery(&t.token, &app, delivery["id"].as_str().unwrap()).await;
     let log = detail["attempt_log"].as_array().unwrap();
     assert_eq!(log[0]["status_code"], 500);
     assert_eq!(log[0]["error"], "HTTP status 500");
     assert!(log[1].get("status_code").is_none());
-    assert!(
-        log[1]["error"].as_str().unwrap().contains("timed out"),
-        "{:?}",
-        log[1]
-    );
+    assert!(log[1]["error"].as_str().unwrap().contains("timed out"), "{:?}", log[1]);
     assert!(log[1]["latency_ms"].as_i64().unwrap() >= 2900);
     assert_eq!(log[2]["status_code"], 200);
 }
@@ -264,35 +206,22 @@ async fn failures_retry_with_the_same_event_id_then_succeed() {
 async fn refused_connections_fail_after_the_schedule_and_resend_delivers() {
     let server = fast_retry_server().await;
     let receiver = Receiver::start(Behaviour::Good).await;
-    let address = receiver
-        .url
-        .trim_start_matches("http://")
-        .trim_end_matches("/callback")
-        .to_owned();
+    let address = receiver.url.trim_start_matches("http://").trim_end_matches("/callback").to_owned();
     let t = server.tenant("personal", "member").await;
-    let app = server
-        .receiving_app(&t.token, &receiver.url, &["bot.deleted"])
-        .await;
+    let app = server.receiving_app(&t.token, &receiver.url, &["bot.deleted"]).await;
     drop(receiver);
     tokio::time::sleep(Duration::from_millis(100)).await;
 
     let event =
         json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {"bot_id": "9"}});
     server.publish(event).await;
-    let failed = server
-        .wait_for_status(&t.token, &app, "failed", Duration::from_secs(10))
-        .await;
+    let failed = server.wait_for_status(&t.token, &app, "failed", Duration::from_secs(10)).await;
     assert_eq!(failed["attempts"], 4, "the first attempt and three retries");
     assert_eq!(failed["last_error"], "connection refused");
     assert!(failed.get("next_attempt_at").is_none());
-    let failed_list = server
-        .deliveries(&t.token, &app, "status=failed&event_type=bot.deleted")
-        .await;
+    let failed_list = server.deliveries(&t.token, &app, "status=failed&event_type=bot.deleted").await;
     assert_eq!(failed_list.len(), 1);
-    assert!(server
-        .deliveries(&t.token, &app, "status=succeeded")
-        .await
-        .is_empty());
+    assert!(server.deliveries(&t.token, &app, "status=succeeded").await.is_empty());
 
     let receiver = Receiver::start_on(&address, Behaviour::Good).await;
     let resend = format!(
@@ -300,23 +229,10 @@ async fn refused_connections_fail_after_the_schedule_and_resend_delivers() {
         app["id"].as_str().unwrap(),
         failed["id"].as_str().unwrap()
     );
-    assert!(server
-        .call(Method::POST, &resend, Some(&t.token), None)
-        .await
-        .ok()
-        .is_null());
-    let push = receiver
-        .wait_for_pushes(1, Duration::from_secs(5))
-        .await
-        .remove(0);
-    assert_eq!(
-        push.json()["header"]["event_id"],
-        failed["event_id"],
-        "a resend keeps the event_id"
-    );
-    let delivered = server
-        .wait_for_status(&t.token, &app, "succeeded", Duration::from_secs(5))
-        .await;
+    assert!(server.call(Method::POST, &resend, Some(&t.token), None).await.ok().is_null());
+    let push = receiver.wait_for_pushes(1, Duration::from_secs(5)).await.remove(0);
+    assert_eq!(push.json()["header"]["event_id"], failed["event_id"], "a resend keeps the event_id");
+    let delivered = server.wait_for_status(&t.token, &app, "succeeded", Duration::from_secs(5)).await;
     assert_eq!(delivered["attempts"], 5);
 }
 
@@ -325,63 +241,36 @@ async fn retry_after_is_honoured() {
     let server = fast_retry_server().await;
     let receiver = Receiver::start(Behaviour::Good).await;
     let t = server.tenant("personal", "member").await;
-    server
-        .receiving_app(&t.token, &receiver.url, &["bot.deleted"])
-        .await;
+    server.receiving_app(&t.token, &receiver.url, &["bot.deleted"]).await;
     receiver.script(vec![Behaviour::RetryAfter(1)]);
-    server
-        .publish(json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {}}))
-        .await;
+    server.publish(json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {}})).await;
     let pushes = receiver.wait_for_pushes(2, Duration::from_secs(5)).await;
     let gap = pushes[1].at.duration_since(pushes[0].at);
-    assert!(
-        gap >= Duration::from_millis(900),
-        "waited {gap:?}, not the 100 ms schedule"
-    );
+    assert!(gap >= Duration::from_millis(900), "waited {gap:?}, not the 100 ms schedule");
 }
 
 #[tokio::test]
 async fn deleting_an_app_cancels_its_pending_deliveries() {
     let server = Server::start_with(Options {
-        extra_args: ["--retry-schedule", "1s", "--retry-jitter", "0"]
-            .map(String::from)
-            .to_vec(),
+        extra_args: ["--retry-schedule", "1s", "--retry-jitter", "0"].map(String::from).to_vec(),
         ..Default::default()
     })
     .await;
     let receiver = Receiver::start(Behaviour::Good).await;
     let t = server.tenant("personal", "member").await;
-    let app = server
-        .receiving_app(&t.token, &receiver.url, &["bot.deleted"])
-        .await;
+    let app = server.receiving_app(&t.token, &receiver.url, &["bot.deleted"]).await;
     receiver.set(Behaviour::Status(500));
-    server
-        .publish(json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {}}))
-        .await;
+    server.publish(json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {}})).await;
     receiver.wait_for_pushes(1, Duration::from_secs(5)).await;
     let app_id = app["id"].as_str().unwrap();
-    server
-        .call(
-            Method::DELETE,
-            &format!("/v1/api_apps/{app_id}"),
-            Some(&t.token),
-            None,
-        )
-        .await
-        .ok();
+    server.call(Method::DELETE, &format!("/v1/api_apps/{app_id}"), Some(&t.token), None).await.ok();
     tokio::time::sleep(Duration::from_millis(1500)).await;
-    assert_eq!(
-        receiver.pushes().len(),
-        1,
-        "nothing more is pushed to a deleted app"
-    );
+    assert_eq!(receiver.pushes().len(), 1, "nothing more is pushed to a deleted app");
     let db = rusqlite::Connection::open(server.data_dir.path().join("huidiao.db")).unwrap();
     let status: String = db
-        .query_row(
-            "SELECT status FROM deliveries WHERE app_id = ?1",
-            [app_id.parse::<i64>().unwrap()],
-            |r| r.get(0),
-        )
+        .query_row("SELECT status FROM deliveries WHERE app_id = ?1", [app_id.parse::<i64>().unwrap()], |r| {
+            r.get(0)
+        })
         .unwrap();
     assert_eq!(status, "cancelled", "kept in the log as cancelled");
 }
@@ -392,36 +281,20 @@ async fn a_slow_receiver_does_not_delay_a_fast_one() {
     let slow = Receiver::start(Behaviour::Slow(Duration::from_millis(2500))).await;
     let fast = Receiver::start(Behaviour::Good).await;
     let t = server.tenant("personal", "member").await;
-    server
-        .receiving_app(&t.token, &slow.url, &["benefit.usage"])
-        .await;
-    server
-        .receiving_app(&t.token, &fast.url, &["benefit.usage"])
-        .await;
+    server.receiving_app(&t.token, &slow.url, &["benefit.usage"]).await;
+    server.receiving_app(&t.token, &fast.url, &["benefit.usage"]).await;
     let events: Vec<Value> = (0..40)
         .map(|i| json!({"event_type": "benefit.usage", "coze_account_id": t.account_id, "event": {"id": i.to_string()}}))
         .collect();
     let started = Instant::now();
-    let answer = server
-        .admin(
-            Method::POST,
-            "/admin/v1/events:batch",
-            Some(json!({"events": events})),
-        )
-        .await
-        .ok();
+    let answer =
+        server.admin(Method::POST, "/admin/v1/events:batch", Some(json!({"events": events}))).await.ok();
     assert_eq!(answer["deliveries"], 80);
     // Every fast delivery lands before the slow receiver has answered even once.
     fast.wait_for_pushes(40, Duration::from_secs(3)).await;
     let took = started.elapsed();
-    assert!(
-        slow.pushes().len() <= 16,
-        "the slow app is held to its own in-flight limit"
-    );
-    assert!(
-        took < Duration::from_millis(2500),
-        "the fast app waited for the slow one ({took:?})"
-    );
+    assert!(slow.pushes().len() <= 16, "the slow app is held to its own in-flight limit");
+    assert!(took < Duration::from_millis(2500), "the fast app waited for the slow one ({took:?})");
 }
 
 #[tokio::test]
@@ -442,60 +315,26 @@ async fn publish_validation() {
         json!({"event_type": "bot.deleted", "coze_account_id": account, "event": {"x": "a".repeat(70_000)}}),
     ];
     for event in cases {
-        server
-            .admin(Method::POST, "/admin/v1/events", Some(event))
-            .await
-            .err(4000, 400);
+        server.admin(Method::POST, "/admin/v1/events", Some(event)).await.err(4000, 400);
     }
     let unknown = json!({"event_type": "bot.deleted", "coze_account_id": "1234", "event": {}});
-    server
-        .admin(Method::POST, "/admin/v1/events", Some(unknown))
-        .await
-        .err(4200, 404);
+    server.admin(Method::POST, "/admin/v1/events", Some(unknown)).await.err(4200, 404);
     let good = json!({"event_type": "bot.deleted", "coze_account_id": account, "event": {}});
-    server
-        .call(
-            Method::POST,
-            "/admin/v1/events",
-            Some(&t.token),
-            Some(good.clone()),
-        )
-        .await
-        .err(4101, 403);
-    server
-        .admin(
-            Method::POST,
-            "/admin/v1/events:batch",
-            Some(json!({"events": []})),
-        )
-        .await
-        .err(4000, 400);
+    server.call(Method::POST, "/admin/v1/events", Some(&t.token), Some(good.clone())).await.err(4101, 403);
+    server.admin(Method::POST, "/admin/v1/events:batch", Some(json!({"events": []}))).await.err(4000, 400);
     let too_many: Vec<Value> = (0..1001).map(|_| good.clone()).collect();
     server
-        .admin(
-            Method::POST,
-            "/admin/v1/events:batch",
-            Some(json!({"events": too_many})),
-        )
+        .admin(Method::POST, "/admin/v1/events:batch", Some(json!({"events": too_many})))
         .await
         .err(4000, 400);
     let mixed =
         json!({"events": [good.clone(), {"event_type": "nope", "coze_account_id": account, "event": {}}]});
-    let msg = server
-        .admin(Method::POST, "/admin/v1/events:batch", Some(mixed))
-        .await
-        .err(4000, 400)
-        .to_owned();
+    let msg =
+        server.admin(Method::POST, "/admin/v1/events:batch", Some(mixed)).await.err(4000, 400).to_owned();
     assert!(msg.contains("events[1]"), "{msg}");
     let thousand: Vec<Value> = (0..1000).map(|_| good.clone()).collect();
-    let answer = server
-        .admin(
-            Method::POST,
-            "/admin/v1/events:batch",
-            Some(json!({"events": thousand})),
-        )
-        .await
-        .ok();
+    let answer =
+        server.admin(Method::POST, "/admin/v1/events:batch", Some(json!({"events": thousand}))).await.ok();
     assert_eq!(answer["ids"].as_array().unwrap().len(), 1000);
 }
 
@@ -505,23 +344,14 @@ async fn delivery_log_paging_filters_and_tenancy() {
     let receiver = Receiver::start(Behaviour::Good).await;
     let t = server.tenant("personal", "member").await;
     let stranger = server.tenant("personal", "member").await;
-    let app = server
-        .receiving_app(&t.token, &receiver.url, &["bot.deleted", "bot.published"])
-        .await;
+    let app = server.receiving_app(&t.token, &receiver.url, &["bot.deleted", "bot.published"]).await;
     for event_type in ["bot.deleted", "bot.published", "bot.deleted"] {
-        server
-            .publish(json!({"event_type": event_type, "coze_account_id": t.account_id, "event": {}}))
-            .await;
+        server.publish(json!({"event_type": event_type, "coze_account_id": t.account_id, "event": {}})).await;
     }
     receiver.wait_for_pushes(3, Duration::from_secs(5)).await;
     let app_id = app["id"].as_str().unwrap();
     let first = server
-        .call(
-            Method::GET,
-            &format!("/v1/api_apps/{app_id}/deliveries?page_size=2"),
-            Some(&t.token),
-            None,
-        )
+        .call(Method::GET, &format!("/v1/api_apps/{app_id}/deliveries?page_size=2"), Some(&t.token), None)
         .await
         .ok();
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
@@ -541,56 +371,22 @@ async fn delivery_log_paging_filters_and_tenancy() {
         first["items"][0]["id"].as_str().unwrap() > first["items"][1]["id"].as_str().unwrap(),
         "newest first"
     );
-    assert_eq!(
-        server
-            .deliveries(&t.token, &app, "event_type=bot.deleted")
-            .await
-            .len(),
-        2
-    );
+    assert_eq!(server.deliveries(&t.token, &app, "event_type=bot.deleted").await.len(), 2);
     let path = format!("/v1/api_apps/{app_id}/deliveries");
     for bad in ["status=lost", "event_type=bot.gone", "page_size=0"] {
-        server
-            .call(Method::GET, &format!("{path}?{bad}"), Some(&t.token), None)
-            .await
-            .err(4000, 400);
+        server.call(Method::GET, &format!("{path}?{bad}"), Some(&t.token), None).await.err(4000, 400);
     }
-    server
-        .call(Method::GET, &path, Some(&stranger.token), None)
-        .await
-        .err(4200, 404);
+    server.call(Method::GET, &path, Some(&stranger.token), None).await.err(4200, 404);
     let id = first["items"][0]["id"].as_str().unwrap();
+    server.call(Method::GET, &format!("{path}/{id}"), Some(&stranger.token), None).await.err(4200, 404);
     server
-        .call(Method::GET, &format!("{path}/{id}"), Some(&stranger.token), None)
+        .call(Method::POST, &format!("{path}/{id}/resend"), Some(&stranger.token), None)
         .await
         .err(4200, 404);
-    server
-        .call(
-            Method::POST,
-            &format!("{path}/{id}/resend"),
-            Some(&stranger.token),
-            None,
-        )
-        .await
-        .err(4200, 404);
-    server
-        .call(Method::GET, &format!("{path}/1234"), Some(&t.token), None)
-        .await
-        .err(4200, 404);
+    server.call(Method::GET, &format!("{path}/1234"), Some(&t.token), None).await.err(4200, 404);
     let list_only = server.token(&t.user_id, Some(&["listApiApp"])).await;
-    server
-        .call(Method::GET, &format!("{path}/{id}"), Some(&list_only), None)
-        .await
-        .ok();
-    server
-        .call(
-            Method::POST,
-            &format!("{path}/{id}/resend"),
-            Some(&list_only),
-            None,
-        )
-        .await
-        .err(4101, 403);
+    server.call(Method::GET, &format!("{path}/{id}"), Some(&list_only), None).await.ok();
+    server.call(Method::POST, &format!("{path}/{id}/resend"), Some(&list_only), None).await.err(4101, 403);
 }
 
 #[tokio::test]
@@ -598,20 +394,11 @@ async fn metrics_count_what_happened() {
     let server = Server::start().await;
     let receiver = Receiver::start(Behaviour::Good).await;
     let t = server.tenant("personal", "member").await;
-    server
-        .receiving_app(&t.token, &receiver.url, &["bot.deleted"])
-        .await;
-    server
-        .publish(json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {}}))
-        .await;
+    server.receiving_app(&t.token, &receiver.url, &["bot.deleted"]).await;
+    server.publish(json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {}})).await;
     receiver.wait_for_pushes(1, Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let text = reqwest::get(format!("{}/metrics", server.base))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap();
     for line in [
         "huidiao_events_published_total{event_type=\"bot.deleted\"} 1",
         "huidiao_deliveries_total{outcome=\"succeeded\"} 1",

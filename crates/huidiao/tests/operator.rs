@@ -12,11 +12,7 @@ use serde_json::{json, Value};
 async fn operator_endpoints_answer_the_spec_shapes() {
     let server = Server::start().await;
     let account = server
-        .admin(
-            Method::POST,
-            "/admin/v1/accounts",
-            Some(json!({"name": "Acme", "edition": "enterprise"})),
-        )
+        .admin(Method::POST, "/admin/v1/accounts", Some(json!({"name": "Acme", "edition": "enterprise"})))
         .await
         .ok();
     assert_eq!(account["name"], "Acme");
@@ -25,27 +21,15 @@ async fn operator_endpoints_answer_the_spec_shapes() {
     assert_eq!(account_id.len(), 19);
 
     let users = format!("/admin/v1/accounts/{account_id}/users");
-    let user = server
-        .admin(Method::POST, &users, Some(json!({"name": "Ann"})))
-        .await
-        .ok();
+    let user = server.admin(Method::POST, &users, Some(json!({"name": "Ann"}))).await.ok();
     assert_eq!(user["role"], "member", "role defaults to member");
     assert_eq!(user["account_id"], account_id);
-    let admin = server
-        .admin(Method::POST, &users, Some(json!({"name": "Al", "role": "admin"})))
-        .await
-        .ok();
+    let admin = server.admin(Method::POST, &users, Some(json!({"name": "Al", "role": "admin"}))).await.ok();
     assert_eq!(admin["role"], "admin");
     let user_id = user["id"].as_str().unwrap();
 
-    let token = server
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/users/{user_id}/tokens"),
-            Some(json!({})),
-        )
-        .await
-        .ok();
+    let token =
+        server.admin(Method::POST, &format!("/admin/v1/users/{user_id}/tokens"), Some(json!({}))).await.ok();
     assert!(token["token"].as_str().unwrap().starts_with("pat_"));
     assert_eq!(token["permissions"].as_array().unwrap().len(), 6);
     assert!(token.get("expires_at").is_none());
@@ -61,11 +45,7 @@ async fn operator_endpoints_answer_the_spec_shapes() {
     assert!(limited["expires_at"].as_i64().is_some());
 
     let connector = server
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/users/{user_id}/connectors"),
-            Some(json!({"name": "抖音"})),
-        )
+        .admin(Method::POST, &format!("/admin/v1/users/{user_id}/connectors"), Some(json!({"name": "抖音"})))
         .await
         .ok();
     assert_eq!(connector["name"], "抖音");
@@ -78,66 +58,24 @@ async fn operator_input_errors() {
     let server = Server::start().await;
     let t = server.tenant("personal", "member").await;
     let cases: Vec<(String, Value, i64)> = vec![
-        (
-            "/admin/v1/accounts".into(),
-            json!({"name": "a", "edition": "gold"}),
-            4000,
-        ),
-        (
-            "/admin/v1/accounts".into(),
-            json!({"name": "", "edition": "personal"}),
-            4000,
-        ),
+        ("/admin/v1/accounts".into(), json!({"name": "a", "edition": "gold"}), 4000),
+        ("/admin/v1/accounts".into(), json!({"name": "", "edition": "personal"}), 4000),
         ("/admin/v1/accounts".into(), json!({"name": "a"}), 4000),
-        (
-            "/admin/v1/accounts".into(),
-            json!({"name": "a", "edition": "personal", "extra": 1}),
-            4000,
-        ),
-        (
-            format!("/admin/v1/accounts/{}/users", t.account_id),
-            json!({"name": "u", "role": "owner"}),
-            4000,
-        ),
+        ("/admin/v1/accounts".into(), json!({"name": "a", "edition": "personal", "extra": 1}), 4000),
+        (format!("/admin/v1/accounts/{}/users", t.account_id), json!({"name": "u", "role": "owner"}), 4000),
         ("/admin/v1/accounts/1234/users".into(), json!({"name": "u"}), 4200),
-        (
-            format!("/admin/v1/users/{}/tokens", t.user_id),
-            json!({"permissions": ["root"]}),
-            4000,
-        ),
-        (
-            format!("/admin/v1/users/{}/tokens", t.user_id),
-            json!({"expires_in": 0}),
-            4000,
-        ),
-        (
-            format!("/admin/v1/users/{}/tokens", t.user_id),
-            json!({"expires_in": "soon"}),
-            4000,
-        ),
+        (format!("/admin/v1/users/{}/tokens", t.user_id), json!({"permissions": ["root"]}), 4000),
+        (format!("/admin/v1/users/{}/tokens", t.user_id), json!({"expires_in": 0}), 4000),
+        (format!("/admin/v1/users/{}/tokens", t.user_id), json!({"expires_in": "soon"}), 4000),
         ("/admin/v1/users/1234/tokens".into(), json!({}), 4200),
-        (
-            "/admin/v1/users/1234/connectors".into(),
-            json!({"name": "c"}),
-            4200,
-        ),
-        (
-            format!("/admin/v1/users/{}/connectors", t.user_id),
-            json!({}),
-            4000,
-        ),
+        ("/admin/v1/users/1234/connectors".into(), json!({"name": "c"}), 4200),
+        (format!("/admin/v1/users/{}/connectors", t.user_id), json!({}), 4000),
     ];
     for (path, body, code) in cases {
         let status = if code == 4000 { 400 } else { 404 };
-        server
-            .admin(Method::POST, &path, Some(body))
-            .await
-            .err(code, status);
+        server.admin(Method::POST, &path, Some(body)).await.err(code, status);
     }
-    server
-        .admin(Method::DELETE, "/admin/v1/tokens/1234", None)
-        .await
-        .err(4200, 404);
+    server.admin(Method::DELETE, "/admin/v1/tokens/1234", None).await.err(4200, 404);
 }
 
 #[tokio::test]
@@ -145,31 +83,15 @@ async fn admin_token_rules() {
     let server = Server::start().await;
     let t = server.tenant("personal", "member").await;
     let body = Some(json!({"name": "x", "edition": "personal"}));
-    server
-        .call(Method::POST, "/admin/v1/accounts", Some(&t.token), body.clone())
-        .await
-        .err(4101, 403);
-    server
-        .call(Method::POST, "/admin/v1/accounts", Some("wrong"), body.clone())
-        .await
-        .err(4100, 401);
-    server
-        .call(Method::POST, "/admin/v1/accounts", None, body)
-        .await
-        .err(4100, 401);
-    server
-        .call(Method::GET, "/v1/api_apps", Some(ADMIN_TOKEN), None)
-        .await
-        .err(4100, 401);
+    server.call(Method::POST, "/admin/v1/accounts", Some(&t.token), body.clone()).await.err(4101, 403);
+    server.call(Method::POST, "/admin/v1/accounts", Some("wrong"), body.clone()).await.err(4100, 401);
+    server.call(Method::POST, "/admin/v1/accounts", None, body).await.err(4100, 401);
+    server.call(Method::GET, "/v1/api_apps", Some(ADMIN_TOKEN), None).await.err(4100, 401);
 }
 
 #[tokio::test]
 async fn generated_admin_token_is_stored_0600_and_never_logged() {
-    let server = Server::start_with(Options {
-        admin_token: None,
-        ..Default::default()
-    })
-    .await;
+    let server = Server::start_with(Options { admin_token: None, ..Default::default() }).await;
     let path = server.data_dir.path().join("admin-token");
     let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
@@ -206,42 +128,21 @@ async fn generated_admin_token_is_stored_0600_and_never_logged() {
         .unwrap()
         .to_owned();
     let app = server
-        .call(
-            Method::POST,
-            "/v1/api_apps",
-            Some(&pat),
-            Some(json!({"app_type": "normal", "name": "n"})),
-        )
+        .call(Method::POST, "/v1/api_apps", Some(&pat), Some(json!({"app_type": "normal", "name": "n"})))
         .await
         .ok();
     let log = server.log_text();
     assert!(log.contains("admin-token"), "the log says where the token is");
-    for secret in [
-        token.as_str(),
-        pat.as_str(),
-        app["verify_token"].as_str().unwrap(),
-    ] {
+    for secret in [token.as_str(), pat.as_str(), app["verify_token"].as_str().unwrap()] {
         assert!(!log.contains(secret), "a secret leaked into the log");
     }
 
     // The same token is used after a restart.
     let (code, dir) = server.stop().await;
     assert_eq!(code, Some(0), "SIGTERM stops the server with exit code 0");
-    let again = Server::start_in(
-        dir,
-        Options {
-            admin_token: None,
-            ..Default::default()
-        },
-    )
-    .await;
+    let again = Server::start_in(dir, Options { admin_token: None, ..Default::default() }).await;
     let answer = again
-        .call(
-            Method::POST,
-            "/admin/v1/accounts",
-            Some(&token),
-            Some(json!({"name": "b", "edition": "team"})),
-        )
+        .call(Method::POST, "/admin/v1/accounts", Some(&token), Some(json!({"name": "b", "edition": "team"})))
         .await;
     answer.ok();
 }
@@ -251,15 +152,9 @@ async fn data_survives_a_restart() {
     let server = Server::start().await;
     let t = server.tenant("personal", "member").await;
     let app = server.normal_app(&t.token, "durable").await;
-    let page = server
-        .call(Method::GET, "/v1/api_apps?page_size=1", Some(&t.token), None)
-        .await
-        .ok();
+    let page = server.call(Method::GET, "/v1/api_apps?page_size=1", Some(&t.token), None).await.ok();
     server.normal_app(&t.token, "second").await;
-    let first_page = server
-        .call(Method::GET, "/v1/api_apps?page_size=1", Some(&t.token), None)
-        .await
-        .ok();
+    let first_page = server.call(Method::GET, "/v1/api_apps?page_size=1", Some(&t.token), None).await.ok();
     let token = first_page["next_page_token"].as_str().unwrap().to_owned();
     assert_eq!(page["items"][0]["id"], app["id"]);
     let (code, dir) = server.stop().await;
@@ -267,29 +162,16 @@ async fn data_survives_a_restart() {
     let server = Server::start_in(dir, Options::default()).await;
     let path = format!("/v1/api_apps?page_size=1&page_token={token}");
     let next = server.call(Method::GET, &path, Some(&t.token), None).await.ok();
-    assert_eq!(
-        next["items"][0]["id"], app["id"],
-        "page tokens stay valid across restarts"
-    );
+    assert_eq!(next["items"][0]["id"], app["id"], "page tokens stay valid across restarts");
 }
 
 #[tokio::test]
 async fn service_endpoints() {
     let server = Server::start().await;
-    assert_eq!(
-        server.call(Method::GET, "/healthz", None, None).await.ok()["status"],
-        "ok"
-    );
-    assert_eq!(
-        server.call(Method::GET, "/readyz", None, None).await.ok()["status"],
-        "ready"
-    );
-    let doc: Value = reqwest::get(format!("{}/openapi.json", server.base))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    assert_eq!(server.call(Method::GET, "/healthz", None, None).await.ok()["status"], "ok");
+    assert_eq!(server.call(Method::GET, "/readyz", None, None).await.ok()["status"], "ready");
+    let doc: Value =
+        reqwest::get(format!("{}/openapi.json", server.base)).await.unwrap().json().await.unwrap();
     assert!(doc["openapi"].as_str().unwrap().starts_with("3."));
     let paths = doc["paths"].as_object().unwrap();
     for (path, methods) in [
@@ -306,10 +188,7 @@ async fn service_endpoints() {
         ("/openapi.json", &["get"]),
     ] {
         for method in methods {
-            assert!(
-                paths[path].get(*method).is_some(),
-                "{method} {path} missing from the OpenAPI document"
-            );
+            assert!(paths[path].get(*method).is_some(), "{method} {path} missing from the OpenAPI document");
         }
     }
 }
@@ -332,61 +211,29 @@ async fn bad_input_never_panics_or_answers_5000() {
         b"{\"app_type\": [], \"name\": {}}".to_vec(),
     ];
     for body in raw_bodies {
-        server
-            .call_raw(Method::POST, "/v1/api_apps", token, body)
-            .await
-            .err(4000, 400);
+        server.call_raw(Method::POST, "/v1/api_apps", token, body).await.err(4000, 400);
     }
-    let unknown_field = server
-        .call(Method::PUT, &app_path, token, Some(json!({"callbackurl": "x"})))
-        .await;
+    let unknown_field = server.call(Method::PUT, &app_path, token, Some(json!({"callbackurl": "x"}))).await;
     assert!(unknown_field.err(4000, 400).contains("callbackurl"));
-    server
-        .call(Method::PUT, &app_path, token, Some(json!({"name": 12})))
-        .await
-        .err(4000, 400);
+    server.call(Method::PUT, &app_path, token, Some(json!({"name": 12}))).await.err(4000, 400);
 
     let huge = vec![b'a'; 2 * 1024 * 1024];
     let answer = server.call_raw(Method::POST, "/v1/api_apps", token, huge).await;
     assert!(answer.err(4000, 413).contains("larger"));
 
-    server
-        .call(Method::PATCH, "/v1/api_apps", token, None)
-        .await
-        .err(4000, 405);
-    server
-        .call(Method::GET, &app_path, token, None)
-        .await
-        .err(4000, 405);
-    server
-        .call(Method::POST, "/admin/v1/accounts/x", Some(ADMIN_TOKEN), None)
-        .await
-        .err(4200, 404);
-    server
-        .call(Method::GET, &format!("{app_path}/events/extra"), token, None)
-        .await
-        .err(4200, 404);
-    server
-        .call(Method::GET, "/v1/api_apps/", token, None)
-        .await
-        .err(4200, 404);
-    server
-        .call(Method::GET, "/nothing/here", None, None)
-        .await
-        .err(4200, 404);
+    server.call(Method::PATCH, "/v1/api_apps", token, None).await.err(4000, 405);
+    server.call(Method::GET, &app_path, token, None).await.err(4000, 405);
+    server.call(Method::POST, "/admin/v1/accounts/x", Some(ADMIN_TOKEN), None).await.err(4200, 404);
+    server.call(Method::GET, &format!("{app_path}/events/extra"), token, None).await.err(4200, 404);
+    server.call(Method::GET, "/v1/api_apps/", token, None).await.err(4200, 404);
+    server.call(Method::GET, "/nothing/here", None, None).await.err(4200, 404);
     assert!(!server.log_text().contains("panicked"));
 }
 
 #[tokio::test]
 async fn database_url_is_refused_until_postgres_exists() {
     let output = std::process::Command::new(env!("CARGO_BIN_EXE_huidiao"))
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--database-url",
-            "postgres://127.0.0.1/test",
-        ])
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url", "postgres://127.0.0.1/test"])
         .env("HUIDIAO_ADMIN_TOKEN", ADMIN_TOKEN)
         .output()
         .unwrap();

@@ -20,18 +20,8 @@ const ALL: [&str; 6] = [
 fn endpoints(callback_url: &str) -> Vec<(&'static str, Method, &'static str, Option<Value>)> {
     let types = json!({"event_types": ["bot.deleted"]});
     vec![
-        (
-            "updateApiApp",
-            Method::PUT,
-            "",
-            Some(json!({"name": "renamed", "callback_url": callback_url})),
-        ),
-        (
-            "subscribeApiAppEvent",
-            Method::POST,
-            "/events",
-            Some(types.clone()),
-        ),
+        ("updateApiApp", Method::PUT, "", Some(json!({"name": "renamed", "callback_url": callback_url}))),
+        ("subscribeApiAppEvent", Method::POST, "/events", Some(types.clone())),
         ("listApiApp", Method::GET, "/events", None),
         ("unsubscribeApiAppEvent", Method::DELETE, "/events", Some(types)),
         ("deleteApiApp", Method::DELETE, "", None),
@@ -71,30 +61,18 @@ async fn each_endpoint_needs_its_permission() {
         let only = server.token(&owner.user_id, Some(&[permission])).await;
         let app = server.normal_app(&owner.token, "perm").await;
         let path = format!("/v1/api_apps/{}{suffix}", app["id"].as_str().unwrap());
-        let msg = server
-            .call(method.clone(), &path, Some(&lacking), body.clone())
-            .await
-            .err(4101, 403)
-            .to_owned();
+        let msg =
+            server.call(method.clone(), &path, Some(&lacking), body.clone()).await.err(4101, 403).to_owned();
         assert!(msg.contains(permission), "{msg}");
         server.call(method, &path, Some(&only), body).await.ok();
     }
     let lacking_create = server.token(&owner.user_id, Some(&ALL[1..])).await;
     let body = json!({"app_type": "normal", "name": "x"});
-    server
-        .call(Method::POST, "/v1/api_apps", Some(&lacking_create), Some(body))
-        .await
-        .err(4101, 403);
+    server.call(Method::POST, "/v1/api_apps", Some(&lacking_create), Some(body)).await.err(4101, 403);
     let lacking_list = server.token(&owner.user_id, Some(&["createApiApp"])).await;
-    server
-        .call(Method::GET, "/v1/api_apps", Some(&lacking_list), None)
-        .await
-        .err(4101, 403);
+    server.call(Method::GET, "/v1/api_apps", Some(&lacking_list), None).await.err(4101, 403);
     let nothing = server.token(&owner.user_id, Some(&[])).await;
-    server
-        .call(Method::GET, "/v1/api_apps", Some(&nothing), None)
-        .await
-        .err(4101, 403);
+    server.call(Method::GET, "/v1/api_apps", Some(&nothing), None).await.err(4101, 403);
 }
 
 #[tokio::test]
@@ -110,40 +88,18 @@ async fn personal_edition_own_apps_only() {
 
     server.normal_app(&owner.token, "mine").await;
     for t in [&housemate, &stranger] {
-        let listed = server
-            .call(Method::GET, "/v1/api_apps", Some(&t.token), None)
-            .await
-            .ok();
-        assert!(
-            listed["items"].as_array().unwrap().is_empty(),
-            "others' apps are not listed"
-        );
+        let listed = server.call(Method::GET, "/v1/api_apps", Some(&t.token), None).await.ok();
+        assert!(listed["items"].as_array().unwrap().is_empty(), "others' apps are not listed");
     }
     // Anyone creates normal apps; a connector app only by the connector's creator.
     let connector = server.connector(&owner.user_id, "chan").await;
     let body = json!({"app_type": "connector", "connector_id": connector});
     server
-        .call(
-            Method::POST,
-            "/v1/api_apps",
-            Some(&housemate.token),
-            Some(body.clone()),
-        )
+        .call(Method::POST, "/v1/api_apps", Some(&housemate.token), Some(body.clone()))
         .await
         .err(4101, 403);
-    server
-        .call(
-            Method::POST,
-            "/v1/api_apps",
-            Some(&stranger.token),
-            Some(body.clone()),
-        )
-        .await
-        .err(4200, 404);
-    server
-        .call(Method::POST, "/v1/api_apps", Some(&owner.token), Some(body))
-        .await
-        .ok();
+    server.call(Method::POST, "/v1/api_apps", Some(&stranger.token), Some(body.clone())).await.err(4200, 404);
+    server.call(Method::POST, "/v1/api_apps", Some(&owner.token), Some(body)).await.ok();
 }
 
 #[tokio::test]
@@ -162,60 +118,30 @@ async fn enterprise_and_team_admins_only() {
         every_endpoint(&server, &super_admin, &outsider.token, 4200, &receiver.url).await;
 
         let body = json!({"app_type": "normal", "name": "m"});
-        server
-            .call(Method::POST, "/v1/api_apps", Some(&member.token), Some(body))
-            .await
-            .err(4101, 403);
-        server
-            .call(Method::GET, "/v1/api_apps", Some(&member.token), None)
-            .await
-            .err(4101, 403);
+        server.call(Method::POST, "/v1/api_apps", Some(&member.token), Some(body)).await.err(4101, 403);
+        server.call(Method::GET, "/v1/api_apps", Some(&member.token), None).await.err(4101, 403);
 
         // Admins see every app of the account, and only of the account.
         let a = server.normal_app(&admin.token, "by admin").await;
         let b = server.normal_app(&super_admin.token, "by super admin").await;
-        let listed = server
-            .call(Method::GET, "/v1/api_apps", Some(&admin.token), None)
-            .await
-            .ok();
-        let ids: Vec<&Value> = listed["items"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|i| &i["id"])
-            .collect();
+        let listed = server.call(Method::GET, "/v1/api_apps", Some(&admin.token), None).await.ok();
+        let ids: Vec<&Value> = listed["items"].as_array().unwrap().iter().map(|i| &i["id"]).collect();
         assert!(ids.contains(&&a["id"]) && ids.contains(&&b["id"]));
-        let foreign = server
-            .call(Method::GET, "/v1/api_apps", Some(&outsider.token), None)
-            .await
-            .ok();
+        let foreign = server.call(Method::GET, "/v1/api_apps", Some(&outsider.token), None).await.ok();
         assert!(foreign["items"].as_array().unwrap().is_empty());
 
         // Any admin may create the connector app of any connector of the account.
         let connector = server.connector(&member.user_id, "member's channel").await;
         let body = json!({"app_type": "connector", "connector_id": connector});
         server
-            .call(
-                Method::POST,
-                "/v1/api_apps",
-                Some(&member.token),
-                Some(body.clone()),
-            )
+            .call(Method::POST, "/v1/api_apps", Some(&member.token), Some(body.clone()))
             .await
             .err(4101, 403);
         server
-            .call(
-                Method::POST,
-                "/v1/api_apps",
-                Some(&outsider.token),
-                Some(body.clone()),
-            )
+            .call(Method::POST, "/v1/api_apps", Some(&outsider.token), Some(body.clone()))
             .await
             .err(4200, 404);
-        server
-            .call(Method::POST, "/v1/api_apps", Some(&admin.token), Some(body))
-            .await
-            .ok();
+        server.call(Method::POST, "/v1/api_apps", Some(&admin.token), Some(body)).await.ok();
     }
 }
 
@@ -248,53 +174,26 @@ async fn revoked_and_expired_tokens_stop_working() {
     let server = Server::start().await;
     let t = server.tenant("personal", "member").await;
     let issued = server
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/users/{}/tokens", t.user_id),
-            Some(json!({"name": "ci"})),
-        )
+        .admin(Method::POST, &format!("/admin/v1/users/{}/tokens", t.user_id), Some(json!({"name": "ci"})))
         .await
         .ok();
     let token = issued["token"].as_str().unwrap();
-    server
-        .call(Method::GET, "/v1/api_apps", Some(token), None)
-        .await
-        .ok();
+    server.call(Method::GET, "/v1/api_apps", Some(token), None).await.ok();
     let revoke = format!("/admin/v1/tokens/{}", issued["id"].as_str().unwrap());
     assert!(server.admin(Method::DELETE, &revoke, None).await.ok().is_null());
-    let msg = server
-        .call(Method::GET, "/v1/api_apps", Some(token), None)
-        .await
-        .err(4100, 401)
-        .to_owned();
+    let msg = server.call(Method::GET, "/v1/api_apps", Some(token), None).await.err(4100, 401).to_owned();
     assert!(msg.contains("revoked"));
-    server
-        .call(Method::GET, "/v1/api_apps", Some(&t.token), None)
-        .await
-        .ok();
+    server.call(Method::GET, "/v1/api_apps", Some(&t.token), None).await.ok();
 
     let short = server
-        .admin(
-            Method::POST,
-            &format!("/admin/v1/users/{}/tokens", t.user_id),
-            Some(json!({"expires_in": 1})),
-        )
+        .admin(Method::POST, &format!("/admin/v1/users/{}/tokens", t.user_id), Some(json!({"expires_in": 1})))
         .await
         .ok();
-    let now_s = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_secs() as i64;
+    let now_s = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
     let expires_at = short["expires_at"].as_i64().unwrap();
-    assert!(
-        (now_s..=now_s + 2).contains(&expires_at),
-        "expires_at is in seconds"
-    );
+    assert!((now_s..=now_s + 2).contains(&expires_at), "expires_at is in seconds");
     let short = short["token"].as_str().unwrap();
-    server
-        .call(Method::GET, "/v1/api_apps", Some(short), None)
-        .await
-        .ok();
+    server.call(Method::GET, "/v1/api_apps", Some(short), None).await.ok();
     tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     assert!(server
         .call(Method::GET, "/v1/api_apps", Some(short), None)

@@ -23,10 +23,7 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/api_apps/{api_app_id}/deliveries", get(list))
         .route("/v1/api_apps/{api_app_id}/deliveries/{delivery_id}", get(get_one))
-        .route(
-            "/v1/api_apps/{api_app_id}/deliveries/{delivery_id}/resend",
-            post(resend),
-        )
+        .route("/v1/api_apps/{api_app_id}/deliveries/{delivery_id}/resend", post(resend))
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -112,11 +109,7 @@ fn filter(query: &QueryMap) -> Result<DeliveryFilter, ApiError> {
             ))
         })?),
     };
-    let event_type = query
-        .get("event_type")
-        .filter(|s| !s.is_empty())
-        .map(parse_event_type)
-        .transpose()?;
+    let event_type = query.get("event_type").filter(|s| !s.is_empty()).map(parse_event_type).transpose()?;
     Ok(DeliveryFilter { status, event_type })
 }
 
@@ -139,16 +132,9 @@ pub async fn list(
         filter.status.map_or("", DeliveryStatus::as_str),
         filter.event_type.map_or("", |t| t.as_str())
     );
-    let page = state
-        .page_tokens
-        .request(&list, query.get("page_size"), query.get("page_token"))?;
+    let page = state.page_tokens.request(&list, query.get("page_size"), query.get("page_token"))?;
     let rows = state.store.list_deliveries(app.id, filter, page).await?;
-    Ok(Reply::data(
-        state
-            .page_tokens
-            .page(&list, page, rows, |d| d.id)
-            .map(DeliveryView::from),
-    ))
+    Ok(Reply::data(state.page_tokens.page(&list, page, rows, |d| d.id).map(DeliveryView::from)))
 }
 
 /// One delivery with every attempt and the exact body sent.
@@ -186,9 +172,7 @@ pub async fn resend(
     let (app, _) = load_app(&state, &caller, Permission::UpdateApiApp, &api_app_id).await?;
     let id = parse_id("delivery", &delivery_id)?;
     if app.callback_url.is_none() {
-        return Err(ApiError::bad_request(
-            "this app has no callback_url; set one before resending",
-        ));
+        return Err(ApiError::bad_request("this app has no callback_url; set one before resending"));
     }
     if !state.store.resend(app.id, id, now_ms()).await? {
         return Err(ApiError::not_found(format!("delivery {delivery_id:?} not found")));

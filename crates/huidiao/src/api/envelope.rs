@@ -37,19 +37,8 @@ struct Envelope<'a, T: Serialize> {
 }
 
 fn envelope<T: Serialize>(status: StatusCode, code: i32, msg: &str, data: Option<T>) -> Response {
-    let detail = Detail {
-        logid: current_logid(),
-    };
-    (
-        status,
-        Json(Envelope {
-            code,
-            msg,
-            data,
-            detail,
-        }),
-    )
-        .into_response()
+    let detail = Detail { logid: current_logid() };
+    (status, Json(Envelope { code, msg, data, detail })).into_response()
 }
 
 /// A successful answer, with or without `data`.

@@ -32,16 +32,11 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 )
                 .with_status(StatusCode::PAYLOAD_TOO_LARGE)
             } else {
-                ApiError::bad_request(format!(
-                    "could not read the request body: {}",
-                    rejection.body_text()
-                ))
+                ApiError::bad_request(format!("could not read the request body: {}", rejection.body_text()))
             }
         })?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request(
-                "request body must be a JSON object, and it is empty",
-            ));
+            return Err(ApiError::bad_request("request body must be a JSON object, and it is empty"));
         }
         serde_json::from_slice(&bytes)
             .map(JsonBody)
@@ -64,11 +59,7 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
 
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
-        Ok(QueryMap(
-            url::form_urlencoded::parse(query.as_bytes())
-                .into_owned()
-                .collect(),
-        ))
+        Ok(QueryMap(url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
     }
 }
 
@@ -87,9 +78,7 @@ impl IdValue {
             IdValue::Number(n) => Some(*n),
         };
         id.filter(|id| *id > 0).ok_or_else(|| {
-            ApiError::bad_request(format!(
-                "{field} must be a decimal id such as \"7512045450401153075\""
-            ))
+            ApiError::bad_request(format!("{field} must be a decimal id such as \"7512045450401153075\""))
         })
     }
 }
@@ -107,16 +96,13 @@ fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthenticated("missing Authorization header; send Authorization: Bearer <token>")
     })?;
-    let value = value
-        .to_str()
-        .map_err(|_| ApiError::unauthenticated("Authorization header is not valid text"))?;
+    let value =
+        value.to_str().map_err(|_| ApiError::unauthenticated("Authorization header is not valid text"))?;
     let (scheme, token) = value
         .split_once(' ')
         .ok_or_else(|| ApiError::unauthenticated("Authorization header must be \"Bearer <token>\""))?;
     if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
-        return Err(ApiError::unauthenticated(
-            "Authorization header must be \"Bearer <token>\"",
-        ));
+        return Err(ApiError::unauthenticated("Authorization header must be \"Bearer <token>\""));
     }
     Ok(token.trim())
 }
@@ -134,9 +120,7 @@ async fn authenticate_pat(state: &AppState, token: &str) -> Result<Caller, ApiEr
         return Err(ApiError::unauthenticated("this token has been revoked"));
     }
     if grant.token.expires_at.is_some_and(|at| at <= now_ms()) {
-        return Err(ApiError::unauthenticated(
-            "this token has expired; ask the operator for a new one",
-        ));
+        return Err(ApiError::unauthenticated("this token has expired; ask the operator for a new one"));
     }
     Ok(Caller {
         user_id: grant.user.id,

@@ -80,10 +80,7 @@ async fn log_requests(req: Request, next: Next) -> Response {
     let path = req.uri().path().to_owned();
     let span = tracing::info_span!("request", logid = %logid, token_id = tracing::field::Empty);
     let started = Instant::now();
-    let mut response = LOG_ID
-        .scope(logid.clone(), next.run(req))
-        .instrument(span.clone())
-        .await;
+    let mut response = LOG_ID.scope(logid.clone(), next.run(req)).instrument(span.clone()).await;
     if let Ok(value) = HeaderValue::from_str(&logid) {
         response.headers_mut().insert(LOGID_HEADER, value);
     }
@@ -94,10 +91,7 @@ async fn log_requests(req: Request, next: Next) -> Response {
 }
 
 async fn unknown_endpoint(method: Method, uri: Uri) -> ApiError {
-    ApiError::not_found(format!(
-        "no endpoint {method} {}; see /openapi.json for the API",
-        uri.path()
-    ))
+    ApiError::not_found(format!("no endpoint {method} {}; see /openapi.json for the API", uri.path()))
 }
 
 async fn method_not_allowed(method: Method, uri: Uri) -> ApiError {

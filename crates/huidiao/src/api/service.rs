@@ -43,10 +43,7 @@ pub async fn readyz(State(state): State<AppState>) -> ApiResult<Status> {
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let depth = state.store.pending_count().await?;
     Ok((
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
         state.metrics.render(depth),
     ))
 }

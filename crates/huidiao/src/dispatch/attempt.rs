@@ -27,14 +27,7 @@ pub fn judge(
             let ok = is_success(answer.status);
             let error = (!ok).then(|| format!("HTTP status {}", answer.status));
             let prefix = (!prefix.is_empty()).then(|| String::from_utf8_lossy(prefix).into_owned());
-            (
-                Some(answer.status),
-                error,
-                prefix,
-                answer.retry_after,
-                ok,
-                Some(&answer.body),
-            )
+            (Some(answer.status), error, prefix, answer.retry_after, ok, Some(&answer.body))
         }
         Err(e) => (None, Some(e.to_string()), None, None, false, None),
     };
@@ -47,29 +40,14 @@ pub fn judge(
     } else {
         match policy.next_delay(attempts, rand::rng().random::<f64>(), retry_after) {
             Some(delay) => (
-                AttemptOutcome::Retry {
-                    at: started_at + latency_ms + delay.as_millis() as i64,
-                },
+                AttemptOutcome::Retry { at: started_at + latency_ms + delay.as_millis() as i64 },
                 Outcome::Retried,
             ),
             None => (AttemptOutcome::Failed, Outcome::Failed),
         }
     };
-    let attempt = Attempt {
-        at: started_at,
-        status_code,
-        latency_ms,
-        error,
-        response_body_prefix: prefix,
-    };
-    (
-        AttemptResult {
-            delivery_id: delivery.id,
-            attempt,
-            outcome,
-        },
-        metric,
-    )
+    let attempt = Attempt { at: started_at, status_code, latency_ms, error, response_body_prefix: prefix };
+    (AttemptResult { delivery_id: delivery.id, attempt, outcome }, metric)
 }
 
 #[cfg(test)]
@@ -99,19 +77,12 @@ mod tests {
     fn answered(status: u16, body: &[u8], retry_after: Option<Duration>) -> PushOutcome {
         PushOutcome {
             latency: Duration::from_millis(20),
-            result: Ok(Answer {
-                status,
-                retry_after,
-                body: body.to_vec(),
-            }),
+            result: Ok(Answer { status, retry_after, body: body.to_vec() }),
         }
     }
 
     fn policy() -> RetryPolicy {
-        RetryPolicy {
-            schedule: vec![Duration::from_secs(5), Duration::from_secs(30)],
-            jitter: 0.0,
-        }
+        RetryPolicy { schedule: vec![Duration::from_secs(5), Duration::from_secs(30)], jitter: 0.0 }
     }
 
     #[test]
@@ -120,10 +91,7 @@ mod tests {
         let d = delivery(AppType::Connector, EventType::BotPublished, 0);
         let (result, metric) = judge(&d, &answered(200, body, None), &policy(), 1000);
         assert_eq!(metric, Outcome::Succeeded);
-        let AttemptOutcome::Succeeded {
-            audit: Some(Audit { audit_status: 2, .. }),
-        } = result.outcome
-        else {
+        let AttemptOutcome::Succeeded { audit: Some(Audit { audit_status: 2, .. }) } = result.outcome else {
             panic!("{:?}", result.outcome)
         };
         assert_eq!(result.attempt.status_code, Some(200));
@@ -131,11 +99,7 @@ mod tests {
         assert!(result.attempt.error.is_none());
         let normal = delivery(AppType::Normal, EventType::BotPublished, 0);
         let (result, _) = judge(&normal, &answered(204, body, None), &policy(), 1000);
-        assert_eq!(
-            result.outcome,
-            AttemptOutcome::Succeeded { audit: None },
-            "only connector apps review"
-        );
+        assert_eq!(result.outcome, AttemptOutcome::Succeeded { audit: None }, "only connector apps review");
     }
 
     #[test]
@@ -159,28 +123,17 @@ mod tests {
 
         let d = delivery(AppType::Normal, EventType::BotDeleted, 2);
         let (result, metric) = judge(&d, &timed_out, &policy(), 0);
-        assert_eq!(
-            (result.outcome, metric),
-            (AttemptOutcome::Failed, Outcome::Failed)
-        );
+        assert_eq!((result.outcome, metric), (AttemptOutcome::Failed, Outcome::Failed));
     }
 
     #[test]
     fn retry_after_and_long_bodies() {
         let d = delivery(AppType::Normal, EventType::BotDeleted, 0);
-        let (result, _) = judge(
-            &d,
-            &answered(429, b"", Some(Duration::from_secs(60))),
-            &policy(),
-            0,
-        );
+        let (result, _) = judge(&d, &answered(429, b"", Some(Duration::from_secs(60))), &policy(), 0);
         assert_eq!(result.outcome, AttemptOutcome::Retry { at: 20 + 60_000 });
         assert_eq!(result.attempt.response_body_prefix, None);
         let long = vec![b'x'; 5000];
         let (result, _) = judge(&d, &answered(200, &long, None), &policy(), 0);
-        assert_eq!(
-            result.attempt.response_body_prefix.unwrap().len(),
-            RESPONSE_PREFIX_BYTES
-        );
+        assert_eq!(result.attempt.response_body_prefix.unwrap().len(), RESPONSE_PREFIX_BYTES);
     }
 }

@@ -30,9 +30,8 @@ impl Resolve for GuardedResolver {
         let allow_private = self.allow_private;
         Box::pin(async move {
             let resolved = tokio::net::lookup_host((name.as_str(), 0)).await?;
-            let allowed: Vec<SocketAddr> = resolved
-                .filter(|addr| allow_private || is_public(addr.ip()))
-                .collect();
+            let allowed: Vec<SocketAddr> =
+                resolved.filter(|addr| allow_private || is_public(addr.ip())).collect();
             if allowed.is_empty() {
                 return Err(Box::new(PrivateAddressRefused) as Box<dyn std::error::Error + Send + Sync>);
             }
@@ -78,10 +77,7 @@ mod tests {
         assert!(check_literal_host(&loopback, false).is_err());
         assert!(check_literal_host(&loopback, true).is_ok());
         let named = Url::parse("http://localhost:1/").unwrap();
-        assert!(
-            check_literal_host(&named, false).is_ok(),
-            "names are left to the resolver"
-        );
+        assert!(check_literal_host(&named, false).is_ok(), "names are left to the resolver");
     }
 
     #[tokio::test]
@@ -90,11 +86,7 @@ mod tests {
         let refused = GuardedResolver { allow_private: false }.resolve(name).await;
         assert!(refused.is_err());
         let name: Name = "localhost".parse().unwrap();
-        let allowed: Vec<_> = GuardedResolver { allow_private: true }
-            .resolve(name)
-            .await
-            .unwrap()
-            .collect();
+        let allowed: Vec<_> = GuardedResolver { allow_private: true }.resolve(name).await.unwrap().collect();
         assert!(allowed.iter().all(|a| a.ip().is_loopback()) && !allowed.is_empty());
     }
 }

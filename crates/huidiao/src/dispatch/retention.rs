@@ -38,16 +38,9 @@ impl Retention {
 
     /// Deletes everything past its age, batch by batch. Answers how many deliveries went.
     pub async fn prune_once(&self, store: &dyn Store, shutdown: &CancellationToken) -> usize {
-        let finished = vec![
-            DeliveryStatus::Succeeded,
-            DeliveryStatus::Skipped,
-            DeliveryStatus::Cancelled,
-        ];
+        let finished = vec![DeliveryStatus::Succeeded, DeliveryStatus::Skipped, DeliveryStatus::Cancelled];
         let mut total = 0;
-        for (statuses, age) in [
-            (finished, self.succeeded),
-            (vec![DeliveryStatus::Failed], self.failed),
-        ] {
+        for (statuses, age) in [(finished, self.succeeded), (vec![DeliveryStatus::Failed], self.failed)] {
             let before = now_ms() - age.as_millis() as i64;
             while !shutdown.is_cancelled() {
                 match store.prune(statuses.clone(), before, BATCH).await {

@@ -79,22 +79,10 @@ mod tests {
 
     #[test]
     fn default_schedule() {
-        let policy = RetryPolicy {
-            jitter: 0.0,
-            ..RetryPolicy::default()
-        };
-        let delays: Vec<_> = (1..=10)
-            .map(|n| policy.next_delay(n, 0.5, None).unwrap().as_secs())
-            .collect();
-        assert_eq!(
-            delays,
-            vec![5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400]
-        );
-        assert_eq!(
-            policy.next_delay(11, 0.5, None),
-            None,
-            "failed after the last attempt"
-        );
+        let policy = RetryPolicy { jitter: 0.0, ..RetryPolicy::default() };
+        let delays: Vec<_> = (1..=10).map(|n| policy.next_delay(n, 0.5, None).unwrap().as_secs()).collect();
+        assert_eq!(delays, vec![5, 30, 120, 600, 1800, 3600, 10800, 21600, 43200, 86400]);
+        assert_eq!(policy.next_delay(11, 0.5, None), None, "failed after the last attempt");
         assert_eq!(policy.next_delay(0, 0.5, None), None);
         assert_eq!(policy.max_attempts(), 11);
     }
@@ -107,23 +95,14 @@ mod tests {
             let d = policy.next_delay(2, r, None).unwrap().as_secs_f64();
             assert!((27.0..=33.0).contains(&d), "{d}");
         }
-        assert_eq!(
-            policy.next_delay(1, 0.0, None).unwrap(),
-            Duration::from_millis(4500)
-        );
+        assert_eq!(policy.next_delay(1, 0.0, None).unwrap(), Duration::from_millis(4500));
     }
 
     #[test]
     fn retry_after_is_honoured_within_bounds() {
         let policy = RetryPolicy::default();
-        assert_eq!(
-            policy.next_delay(1, 0.5, Some(Duration::from_secs(42))),
-            Some(Duration::from_secs(42))
-        );
-        assert_eq!(
-            policy.next_delay(1, 0.5, Some(Duration::from_secs(99_999))),
-            Some(MAX_RETRY_AFTER)
-        );
+        assert_eq!(policy.next_delay(1, 0.5, Some(Duration::from_secs(42))), Some(Duration::from_secs(42)));
+        assert_eq!(policy.next_delay(1, 0.5, Some(Duration::from_secs(99_999))), Some(MAX_RETRY_AFTER));
         assert_eq!(policy.next_delay(11, 0.5, Some(Duration::from_secs(1))), None);
     }
 
@@ -131,23 +110,13 @@ mod tests {
     fn schedules_and_headers_parse() {
         assert_eq!(
             parse_schedule("100ms, 1s,2m").unwrap(),
-            vec![
-                Duration::from_millis(100),
-                Duration::from_secs(1),
-                Duration::from_secs(120)
-            ]
+            vec![Duration::from_millis(100), Duration::from_secs(1), Duration::from_secs(120)]
         );
         assert!(parse_schedule("5 parsecs").is_err());
         let now = std::time::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
         assert_eq!(parse_retry_after("120", now), Some(Duration::from_secs(120)));
-        assert_eq!(
-            parse_retry_after("Tue, 14 Nov 2023 22:13:27 GMT", now),
-            Some(Duration::from_secs(7))
-        );
-        assert_eq!(
-            parse_retry_after("Sat, 14 Nov 2020 22:14:20 GMT", now),
-            Some(Duration::ZERO)
-        );
+        assert_eq!(parse_retry_after("Tue, 14 Nov 2023 22:13:27 GMT", now), Some(Duration::from_secs(7)));
+        assert_eq!(parse_retry_after("Sat, 14 Nov 2020 22:14:20 GMT", now), Some(Duration::ZERO));
         assert_eq!(parse_retry_after("soon", now), None);
     }
 }

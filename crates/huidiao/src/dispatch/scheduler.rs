@@ -93,10 +93,7 @@ impl Scheduler {
             let leased = self.lease_once().await;
             let full_batch = leased.len() == self.settings.lease_batch;
             for delivery in leased {
-                tracker.spawn(
-                    self.clone()
-                        .deliver(delivery, results_tx.clone(), shutdown.clone()),
-                );
+                tracker.spawn(self.clone().deliver(delivery, results_tx.clone(), shutdown.clone()));
             }
             if !full_batch {
                 let pause = self.pause().await;
@@ -111,14 +108,7 @@ impl Scheduler {
         tracker.wait().await;
         drop(results_tx);
         let _ = recorder.await;
-        let unfinished: Vec<i64> = self
-            .load
-            .lock()
-            .expect("load lock")
-            .leased
-            .iter()
-            .copied()
-            .collect();
+        let unfinished: Vec<i64> = self.load.lock().expect("load lock").leased.iter().copied().collect();
         if !unfinished.is_empty() {
             if let Err(e) = self.store.release_leases(unfinished, now_ms()).await {
                 tracing::warn!(error = %e, "could not give leases back; they expire by themselves");

@@ -60,10 +60,7 @@ pub async fn send(client: &reqwest::Client, allow_private: bool, push: Push<'_>)
         Ok(result) => result,
         Err(_) => Err(PushError::TimedOut(push.timeout)),
     };
-    PushOutcome {
-        latency: started.elapsed(),
-        result,
-    }
+    PushOutcome { latency: started.elapsed(), result }
 }
 
 async fn exchange(
@@ -111,11 +108,7 @@ async fn exchange(
             Err(e) => return Err(classify(&e)),
         }
     }
-    Ok(Answer {
-        status,
-        retry_after,
-        body,
-    })
+    Ok(Answer { status, retry_after, body })
 }
 
 /// Names the failure in the words the delivery log and verification errors use.

@@ -36,10 +36,7 @@ pub async fn verify_callback_url(
         ),
         PushError::ConnectionRefused => format!("{url} refused the connection"),
         PushError::TimedOut(limit) => {
-            format!(
-                "{url} did not answer the url_verification challenge within {} s",
-                limit.as_secs()
-            )
+            format!("{url} did not answer the url_verification challenge within {} s", limit.as_secs())
         }
         PushError::Other(detail) => format!("{url} could not be reached: {detail}"),
     })?;
@@ -49,18 +46,14 @@ pub async fn verify_callback_url(
 /// The URL must answer 2xx with JSON `{"challenge": <the same value>}`.
 pub fn check_answer(url: &str, status: u16, body: &[u8], challenge: &str) -> Result<(), String> {
     if !(200..300).contains(&status) {
-        return Err(format!(
-            "{url} answered the url_verification challenge with HTTP status {status}"
-        ));
+        return Err(format!("{url} answered the url_verification challenge with HTTP status {status}"));
     }
     let echoed = serde_json::from_slice::<serde_json::Value>(body)
         .ok()
         .and_then(|v| v.get("challenge").and_then(|c| c.as_str()).map(str::to_owned));
     match echoed {
         Some(value) if value == challenge => Ok(()),
-        Some(_) => Err(format!(
-            "{url} answered a wrong challenge; it must echo the challenge it was sent"
-        )),
+        Some(_) => Err(format!("{url} answered a wrong challenge; it must echo the challenge it was sent")),
         None => Err(format!(
             "{url} did not answer JSON {{\"challenge\": \"...\"}} echoing the challenge it was sent"
         )),
@@ -75,15 +68,11 @@ mod tests {
     fn answers() {
         assert!(check_answer("u", 200, br#"{"challenge":"abc"}"#, "abc").is_ok());
         assert!(check_answer("u", 204, br#"{"challenge":"abc"}"#, "abc").is_ok());
-        assert!(check_answer("u", 500, br#"{"challenge":"abc"}"#, "abc")
-            .unwrap_err()
-            .contains("status 500"));
+        assert!(check_answer("u", 500, br#"{"challenge":"abc"}"#, "abc").unwrap_err().contains("status 500"));
         assert!(check_answer("u", 200, br#"{"challenge":"abd"}"#, "abc")
             .unwrap_err()
             .contains("wrong challenge"));
-        assert!(check_answer("u", 200, b"abc", "abc")
-            .unwrap_err()
-            .contains("did not answer JSON"));
+        assert!(check_answer("u", 200, b"abc", "abc").unwrap_err().contains("did not answer JSON"));
         assert!(check_answer("u", 200, br#"{"challenge":1}"#, "abc").is_err());
     }
 }

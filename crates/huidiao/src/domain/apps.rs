@@ -42,9 +42,7 @@ impl fmt::Display for AppType {
 /// Parses `app_type`, in a body or a query string.
 pub fn parse_app_type(raw: &str) -> Result<AppType, ApiError> {
     raw.parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "app_type must be \"normal\" or \"connector\", got {raw:?}"
-        ))
+        ApiError::bad_request(format!("app_type must be \"normal\" or \"connector\", got {raw:?}"))
     })
 }
 
@@ -64,19 +62,14 @@ pub fn validate_name(what: &str, name: &str) -> Result<(), ApiError> {
         )));
     }
     if name.chars().any(char::is_control) {
-        return Err(ApiError::bad_request(format!(
-            "{what} must not contain control characters"
-        )));
+        return Err(ApiError::bad_request(format!("{what} must not contain control characters")));
     }
     Ok(())
 }
 
 /// Checks that an app of `app_type` may subscribe to every type in `types`.
 pub fn check_subscribable(app_type: AppType, types: &[EventType]) -> Result<(), ApiError> {
-    match types
-        .iter()
-        .find(|t| app_type == AppType::Connector && t.normal_apps_only())
-    {
+    match types.iter().find(|t| app_type == AppType::Connector && t.normal_apps_only()) {
         Some(t) => Err(ApiError::bad_request(format!(
             "{t} can only be subscribed by normal apps, and this is a connector app"
         ))),
@@ -101,11 +94,8 @@ mod tests {
     #[test]
     fn connector_apps_cannot_take_plugin_scale_events() {
         assert!(check_subscribable(AppType::Normal, &EventType::ALL).is_ok());
-        assert!(check_subscribable(
-            AppType::Connector,
-            &[EventType::BotPublished, EventType::BenefitUsage]
-        )
-        .is_ok());
+        assert!(check_subscribable(AppType::Connector, &[EventType::BotPublished, EventType::BenefitUsage])
+            .is_ok());
         assert!(check_subscribable(AppType::Connector, &[EventType::PluginScaleExpired]).is_err());
     }
 

@@ -105,12 +105,8 @@ fn embedded_v4(ip: Ipv6Addr) -> Option<Ipv4Addr> {
         return Some(low); // NAT64 64:ff9b::/96
     }
     if s[0] == 0x2002 {
-        return Some(Ipv4Addr::new(
-            (s[1] >> 8) as u8,
-            s[1] as u8,
-            (s[2] >> 8) as u8,
-            s[2] as u8,
-        )); // 6to4
+        return Some(Ipv4Addr::new((s[1] >> 8) as u8, s[1] as u8, (s[2] >> 8) as u8, s[2] as u8));
+        // 6to4
     }
     None
 }
@@ -152,14 +148,7 @@ mod tests {
 
     #[test]
     fn accepts_public_ipv4() {
-        for addr in [
-            "1.1.1.1",
-            "8.8.8.8",
-            "172.32.0.1",
-            "100.128.0.1",
-            "93.184.216.34",
-            "192.0.1.1",
-        ] {
+        for addr in ["1.1.1.1", "8.8.8.8", "172.32.0.1", "100.128.0.1", "93.184.216.34", "192.0.1.1"] {
             assert!(public(addr), "{addr} must be accepted");
         }
     }
@@ -190,12 +179,7 @@ mod tests {
 
     #[test]
     fn accepts_public_ipv6() {
-        for addr in [
-            "2606:4700:4700::1111",
-            "2a00:1450:4001::200e",
-            "::ffff:8.8.8.8",
-            "2002:0808:0808::",
-        ] {
+        for addr in ["2606:4700:4700::1111", "2a00:1450:4001::200e", "::ffff:8.8.8.8", "2002:0808:0808::"] {
             assert!(public(addr), "{addr} must be accepted");
         }
     }
@@ -213,30 +197,18 @@ mod tests {
             "file:///etc/passwd",
             "",
         ] {
-            assert!(
-                validate_callback_url(bad, false).is_err(),
-                "{bad} must be refused"
-            );
+            assert!(validate_callback_url(bad, false).is_err(), "{bad} must be refused");
         }
         let long = format!("https://example.com/{}", "a".repeat(MAX_URL_LEN));
-        assert!(validate_callback_url(&long, false)
-            .unwrap_err()
-            .msg
-            .contains("2048"));
+        assert!(validate_callback_url(&long, false).unwrap_err().msg.contains("2048"));
     }
 
     #[test]
     fn ip_literals_follow_the_switch() {
-        for url in [
-            "http://127.0.0.1:9/",
-            "http://[::1]:9/",
-            "http://169.254.169.254/",
-            "http://[::ffff:10.0.0.1]/",
-        ] {
-            assert!(validate_callback_url(url, false)
-                .unwrap_err()
-                .msg
-                .contains("private"));
+        for url in
+            ["http://127.0.0.1:9/", "http://[::1]:9/", "http://169.254.169.254/", "http://[::ffff:10.0.0.1]/"]
+        {
+            assert!(validate_callback_url(url, false).unwrap_err().msg.contains("private"));
             assert!(validate_callback_url(url, true).is_ok());
         }
     }

@@ -43,10 +43,7 @@ impl DeliveryStatus {
 impl FromStr for DeliveryStatus {
     type Err = ();
     fn from_str(s: &str) -> Result<Self, ()> {
-        DeliveryStatus::ALL
-            .into_iter()
-            .find(|status| status.as_str() == s)
-            .ok_or(())
+        DeliveryStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or(())
     }
 }
 
@@ -86,16 +83,9 @@ pub struct Audit {
 pub fn parse_audit(answer: &[u8]) -> Option<Audit> {
     let value: serde_json::Value = serde_json::from_slice(answer).ok()?;
     let audit = value.get("audit")?;
-    let audit_status = audit
-        .get("audit_status")?
-        .as_i64()
-        .filter(|s| (1..=3).contains(s))?;
+    let audit_status = audit.get("audit_status")?.as_i64().filter(|s| (1..=3).contains(s))?;
     let text = |v: Option<&serde_json::Value>| v.and_then(|v| v.as_str()).map(str::to_owned);
-    Some(Audit {
-        audit_status,
-        reason: text(audit.get("reason")),
-        share_link: text(value.get("share_link")),
-    })
+    Some(Audit { audit_status, reason: text(audit.get("reason")), share_link: text(value.get("share_link")) })
 }
 
 /// Whether an HTTP status means delivered (huidiao accepts any 2xx).
@@ -109,18 +99,9 @@ mod tests {
 
     #[test]
     fn timeouts() {
-        assert_eq!(
-            push_timeout(AppType::Connector, EventType::BotPublished),
-            Duration::from_secs(10)
-        );
-        assert_eq!(
-            push_timeout(AppType::Normal, EventType::BotPublished),
-            Duration::from_secs(3)
-        );
-        assert_eq!(
-            push_timeout(AppType::Connector, EventType::BotDeleted),
-            Duration::from_secs(3)
-        );
+        assert_eq!(push_timeout(AppType::Connector, EventType::BotPublished), Duration::from_secs(10));
+        assert_eq!(push_timeout(AppType::Normal, EventType::BotPublished), Duration::from_secs(3));
+        assert_eq!(push_timeout(AppType::Connector, EventType::BotDeleted), Duration::from_secs(3));
     }
 
     #[test]
@@ -134,10 +115,7 @@ mod tests {
                 share_link: Some("https://x/y".into())
             })
         );
-        assert_eq!(
-            parse_audit(br#"{"audit":{"audit_status":2}}"#).unwrap().reason,
-            None
-        );
+        assert_eq!(parse_audit(br#"{"audit":{"audit_status":2}}"#).unwrap().reason, None);
         assert_eq!(parse_audit(br#"{"audit":{"audit_status":7}}"#), None);
         assert_eq!(parse_audit(b"ok"), None);
         assert_eq!(parse_audit(b"{}"), None);

@@ -53,10 +53,7 @@ impl EventType {
 
     /// The two plugin-scale types go to normal apps only [Coze].
     pub fn normal_apps_only(self) -> bool {
-        matches!(
-            self,
-            EventType::PluginScaleRequested | EventType::PluginScaleExpired
-        )
+        matches!(self, EventType::PluginScaleRequested | EventType::PluginScaleExpired)
     }
 }
 
@@ -80,10 +77,7 @@ fn known_types() -> String {
 /// Parses one event type, with an error that lists the valid ones.
 pub fn parse_event_type(raw: &str) -> Result<EventType, ApiError> {
     raw.parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "unknown event type {raw:?}; known types are: {}",
-            known_types()
-        ))
+        ApiError::bad_request(format!("unknown event type {raw:?}; known types are: {}", known_types()))
     })
 }
 
@@ -96,10 +90,7 @@ pub fn parse_event_types(raw: &[String]) -> Result<Vec<EventType>, ApiError> {
             known_types()
         )));
     }
-    let mut types = raw
-        .iter()
-        .map(|t| parse_event_type(t))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut types = raw.iter().map(|t| parse_event_type(t)).collect::<Result<Vec<_>, _>>()?;
     types.sort();
     types.dedup();
     Ok(types)

@@ -47,12 +47,8 @@ pub fn validate_event(
 ) -> Result<NewEvent, ApiError> {
     let bad = |msg: String| ApiError::bad_request(format!("{what}: {msg}"));
     let event_type = parse_event_type(input.event_type).map_err(|e| bad(e.msg))?;
-    let account_id = input
-        .coze_account_id
-        .ok_or_else(|| bad("coze_account_id is required".into()))?;
-    let payload = input
-        .event
-        .ok_or_else(|| bad("event is required and must be a JSON object".into()))?;
+    let account_id = input.coze_account_id.ok_or_else(|| bad("coze_account_id is required".into()))?;
+    let payload = input.event.ok_or_else(|| bad("event is required and must be a JSON object".into()))?;
     let payload = payload.get();
     if !payload.trim_start().starts_with('{') {
         return Err(bad("event must be a JSON object".into()));
@@ -66,11 +62,7 @@ pub fn validate_event(
     let created_at = match input.created_at {
         None => now,
         Some(ms) if ms > 0 => ms,
-        Some(ms) => {
-            return Err(bad(format!(
-                "created_at must be milliseconds since the epoch, got {ms}"
-            )))
-        }
+        Some(ms) => return Err(bad(format!("created_at must be milliseconds since the epoch, got {ms}"))),
     };
     let mut connector_ids = input.connector_ids;
     connector_ids.sort_unstable();
@@ -103,9 +95,9 @@ pub struct Candidate {
 pub fn receives(event: &NewEvent, app: &Candidate) -> bool {
     match app.app_type {
         AppType::Normal => app.account_id == event.account_id,
-        AppType::Connector => app
-            .connector_id
-            .is_some_and(|id| event.connector_ids.binary_search(&id).is_ok()),
+        AppType::Connector => {
+            app.connector_id.is_some_and(|id| event.connector_ids.binary_search(&id).is_ok())
+        }
     }
 }
 
@@ -179,12 +171,10 @@ mod tests {
         assert!(validate_event("event", input("bot.exploded", Some(&payload)), 100, 1, 1).is_err());
         assert!(validate_event("event", input("bot.published", None), 100, 1, 1).is_err());
         let array = raw("[1]");
-        assert!(
-            validate_event("e", input("bot.published", Some(&array)), 100, 1, 1)
-                .unwrap_err()
-                .msg
-                .contains("object")
-        );
+        assert!(validate_event("e", input("bot.published", Some(&array)), 100, 1, 1)
+            .unwrap_err()
+            .msg
+            .contains("object"));
         let big = raw(&format!(r#"{{"x":"{}"}}"#, "a".repeat(200)));
         assert!(validate_event("e", input("bot.published", Some(&big)), 100, 1, 1)
             .unwrap_err()
@@ -192,10 +182,7 @@ mod tests {
             .contains("bytes"));
         let mut no_account = input("bot.published", Some(&payload));
         no_account.coze_account_id = None;
-        assert!(validate_event("events[2]", no_account, 100, 1, 1)
-            .unwrap_err()
-            .msg
-            .starts_with("events[2]"));
+        assert!(validate_event("events[2]", no_account, 100, 1, 1).unwrap_err().msg.starts_with("events[2]"));
     }
 
     fn event() -> NewEvent {
@@ -204,13 +191,7 @@ mod tests {
     }
 
     fn candidate(app_type: AppType, account_id: i64, connector_id: Option<i64>) -> Candidate {
-        Candidate {
-            app_id: 42,
-            app_type,
-            account_id,
-            connector_id,
-            has_callback_url: true,
-        }
+        Candidate { app_id: 42, app_type, account_id, connector_id, has_callback_url: true }
     }
 
     #[test]
@@ -218,10 +199,7 @@ mod tests {
         let e = event();
         assert!(receives(&e, &candidate(AppType::Normal, 7, None)));
         assert!(!receives(&e, &candidate(AppType::Normal, 8, None)));
-        assert!(
-            receives(&e, &candidate(AppType::Connector, 99, Some(3))),
-            "any account's channel app"
-        );
+        assert!(receives(&e, &candidate(AppType::Connector, 99, Some(3))), "any account's channel app");
         assert!(!receives(&e, &candidate(AppType::Connector, 7, Some(2))));
         assert!(!receives(&e, &candidate(AppType::Connector, 7, None)));
     }
@@ -241,10 +219,7 @@ mod tests {
         assert!(normal["header"].get("connector_id").is_none());
         assert_eq!(normal["event"]["bot_id"], "中文");
         let text = delivery_body(&e, &candidate(AppType::Connector, 7, Some(3)), &id);
-        assert!(
-            text.contains(r#""event":{"bot_id": "中文"}"#),
-            "payload bytes pass through: {text}"
-        );
+        assert!(text.contains(r#""event":{"bot_id": "中文"}"#), "payload bytes pass through: {text}");
         let connector: serde_json::Value = serde_json::from_str(&text).unwrap();
         assert_eq!(connector["header"]["connector_id"], "3");
     }

@@ -134,11 +134,7 @@ impl PageTokens {
             Some(last) if has_more => self.encode(list, id_of(last)),
             _ => String::new(),
         };
-        Page {
-            items: rows,
-            has_more,
-            next_page_token,
-        }
+        Page { items: rows, has_more, next_page_token }
     }
 }
 
@@ -161,20 +157,9 @@ mod tests {
         let tokens = PageTokens::new(b"k".to_vec());
         let token = tokens.encode("apps", 7512045450401153075);
         let req = tokens.request("apps", Some("10"), Some(&token)).unwrap();
-        assert_eq!(
-            req,
-            PageRequest {
-                size: 10,
-                before: Some(7512045450401153075)
-            }
-        );
-        assert!(
-            tokens.request("events:1", None, Some(&token)).is_err(),
-            "token of another list"
-        );
-        assert!(PageTokens::new(b"other".to_vec())
-            .request("apps", None, Some(&token))
-            .is_err());
+        assert_eq!(req, PageRequest { size: 10, before: Some(7512045450401153075) });
+        assert!(tokens.request("events:1", None, Some(&token)).is_err(), "token of another list");
+        assert!(PageTokens::new(b"other".to_vec()).request("apps", None, Some(&token)).is_err());
         for forged in ["x", "!!!", "AAAAAAAAAAAAAAAAAAAAAAAAAAA", &token[1..]] {
             assert!(tokens.request("apps", None, Some(forged)).is_err(), "{forged}");
         }
@@ -184,16 +169,11 @@ mod tests {
     #[test]
     fn page_building() {
         let tokens = PageTokens::new(b"k".to_vec());
-        let req = PageRequest {
-            size: 2,
-            before: None,
-        };
+        let req = PageRequest { size: 2, before: None };
         let page = tokens.page("l", req, vec![30, 20, 10], |x| *x);
         assert_eq!(page.items, vec![30, 20]);
         assert!(page.has_more);
-        let next = tokens
-            .request("l", Some("2"), Some(&page.next_page_token))
-            .unwrap();
+        let next = tokens.request("l", Some("2"), Some(&page.next_page_token)).unwrap();
         assert_eq!(next.before, Some(20));
         let last = tokens.page("l", req, vec![10], |x| *x);
         assert!(!last.has_more);

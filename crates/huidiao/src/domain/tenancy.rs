@@ -163,99 +163,50 @@ mod tests {
     use crate::error::ErrorCode;
 
     fn caller(edition: Edition, role: Role, permissions: &[Permission]) -> Caller {
-        Caller {
-            user_id: 10,
-            account_id: 1,
-            edition,
-            role,
-            token_id: 99,
-            permissions: permissions.to_vec(),
-        }
+        Caller { user_id: 10, account_id: 1, edition, role, token_id: 99, permissions: permissions.to_vec() }
     }
 
     #[test]
     fn permission_is_required() {
         let c = caller(Edition::Personal, Role::Member, &[Permission::ListApiApp]);
         assert!(c.authorize(Permission::ListApiApp).is_ok());
-        assert_eq!(
-            c.authorize(Permission::CreateApiApp).unwrap_err().code,
-            ErrorCode::Forbidden
-        );
+        assert_eq!(c.authorize(Permission::CreateApiApp).unwrap_err().code, ErrorCode::Forbidden);
     }
 
     #[test]
     fn personal_sees_own_apps_only() {
         let c = caller(Edition::Personal, Role::Member, Permission::ALL);
         let scope = c.authorize(Permission::UpdateApiApp).unwrap();
-        assert!(scope.sees(Ownership {
-            account_id: 1,
-            owner_id: 10
-        }));
-        assert!(!scope.sees(Ownership {
-            account_id: 1,
-            owner_id: 11
-        }));
-        assert!(!scope.sees(Ownership {
-            account_id: 2,
-            owner_id: 10
-        }));
+        assert!(scope.sees(Ownership { account_id: 1, owner_id: 10 }));
+        assert!(!scope.sees(Ownership { account_id: 1, owner_id: 11 }));
+        assert!(!scope.sees(Ownership { account_id: 2, owner_id: 10 }));
     }
 
     #[test]
     fn enterprise_admins_see_the_account_and_members_are_refused() {
         for edition in [Edition::Team, Edition::Enterprise] {
             for role in [Role::SuperAdmin, Role::Admin] {
-                let scope = caller(edition, role, Permission::ALL)
-                    .authorize(Permission::ListApiApp)
-                    .unwrap();
-                assert!(scope.sees(Ownership {
-                    account_id: 1,
-                    owner_id: 77
-                }));
-                assert!(!scope.sees(Ownership {
-                    account_id: 2,
-                    owner_id: 10
-                }));
+                let scope = caller(edition, role, Permission::ALL).authorize(Permission::ListApiApp).unwrap();
+                assert!(scope.sees(Ownership { account_id: 1, owner_id: 77 }));
+                assert!(!scope.sees(Ownership { account_id: 2, owner_id: 10 }));
             }
-            let err = caller(edition, Role::Member, Permission::ALL)
-                .authorize(Permission::ListApiApp)
-                .unwrap_err();
+            let err =
+                caller(edition, Role::Member, Permission::ALL).authorize(Permission::ListApiApp).unwrap_err();
             assert_eq!(err.code, ErrorCode::Forbidden);
         }
     }
 
     #[test]
     fn connector_rules() {
-        let personal = Scope::OwnedBy {
-            account_id: 1,
-            user_id: 10,
-        };
-        let mine = Ownership {
-            account_id: 1,
-            owner_id: 10,
-        };
-        let colleague = Ownership {
-            account_id: 1,
-            owner_id: 11,
-        };
-        let foreign = Ownership {
-            account_id: 2,
-            owner_id: 10,
-        };
+        let personal = Scope::OwnedBy { account_id: 1, user_id: 10 };
+        let mine = Ownership { account_id: 1, owner_id: 10 };
+        let colleague = Ownership { account_id: 1, owner_id: 11 };
+        let foreign = Ownership { account_id: 2, owner_id: 10 };
         assert!(may_use_connector(personal, 1, mine).is_ok());
-        assert_eq!(
-            may_use_connector(personal, 1, colleague).unwrap_err().code,
-            ErrorCode::Forbidden
-        );
-        assert_eq!(
-            may_use_connector(personal, 1, foreign).unwrap_err().code,
-            ErrorCode::NotFound
-        );
+        assert_eq!(may_use_connector(personal, 1, colleague).unwrap_err().code, ErrorCode::Forbidden);
+        assert_eq!(may_use_connector(personal, 1, foreign).unwrap_err().code, ErrorCode::NotFound);
         assert!(may_use_connector(Scope::Account(1), 1, colleague).is_ok());
-        assert_eq!(
-            may_use_connector(Scope::Account(1), 1, foreign).unwrap_err().code,
-            ErrorCode::NotFound
-        );
+        assert_eq!(may_use_connector(Scope::Account(1), 1, foreign).unwrap_err().code, ErrorCode::NotFound);
     }
 
     #[test]

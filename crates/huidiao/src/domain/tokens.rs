@@ -21,14 +21,8 @@ pub struct NewPat {
 
 pub fn issue_pat() -> NewPat {
     let token = format!("{PAT_PREFIX}{}", random_alphanumeric(PAT_RANDOM_LEN));
-    let lookup_key = pat_lookup_key(&token)
-        .expect("a fresh token has the PAT shape")
-        .to_owned();
-    NewPat {
-        hash: hash_token(&token),
-        lookup_key,
-        token,
-    }
+    let lookup_key = pat_lookup_key(&token).expect("a fresh token has the PAT shape").to_owned();
+    NewPat { hash: hash_token(&token), lookup_key, token }
 }
 
 /// The lookup key of a string shaped like a PAT, or `None` when it cannot be one.

@@ -82,10 +82,7 @@ pub struct Connector {
 
 impl Connector {
     pub fn ownership(&self) -> Ownership {
-        Ownership {
-            account_id: self.account_id,
-            owner_id: self.creator_id,
-        }
+        Ownership { account_id: self.account_id, owner_id: self.creator_id }
     }
 }
 
@@ -106,10 +103,7 @@ pub struct App {
 
 impl App {
     pub fn ownership(&self) -> Ownership {
-        Ownership {
-            account_id: self.account_id,
-            owner_id: self.owner_id,
-        }
+        Ownership { account_id: self.account_id, owner_id: self.owner_id }
     }
 }
 

@@ -77,11 +77,7 @@ impl SqliteStore {
         let mut writer = open_connection(&path)?;
         migrate(&mut writer)?;
         Ok(SqliteStore {
-            inner: Arc::new(Inner {
-                path,
-                writer: Mutex::new(writer),
-                readers: Mutex::new(Vec::new()),
-            }),
+            inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }),
         })
     }
 
@@ -93,10 +89,8 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         run_blocking(move || {
-            let mut conn = inner
-                .writer
-                .lock()
-                .map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
+            let mut conn =
+                inner.writer.lock().map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
             let tx = conn.transaction()?;
             let out = f(&tx)?;
             tx.commit()?;
@@ -151,11 +145,7 @@ fn parse_column<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> 
 }
 
 fn permissions_to_text(permissions: &[Permission]) -> String {
-    permissions
-        .iter()
-        .map(|p| p.as_str())
-        .collect::<Vec<_>>()
-        .join(",")
+    permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
 }
 
 fn permissions_from_row(row: &Row<'_>, index: usize) -> rusqlite::Result<Vec<Permission>> {
@@ -248,11 +238,7 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, event: &NewEvent, ids: &IdGenera
     )?;
     let candidates = candidates
         .query_map(
-            params![
-                event.event_type.as_str(),
-                event.account_id,
-                json_ids(&event.connector_ids)
-            ],
+            params![event.event_type.as_str(), event.account_id, json_ids(&event.connector_ids)],
             |r| {
                 Ok(Candidate {
                     app_id: r.get(0)?,
@@ -300,8 +286,7 @@ fn before_bound(page: PageRequest) -> i64 {
 #[async_trait]
 impl Store for SqliteStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?))
-            .await
+        self.read(|conn| Ok(conn.query_row("SELECT 1", [], |_| Ok(()))?)).await
     }
 
     async fn secret(&self, name: &str, initial: Vec<u8>) -> StoreResult<Vec<u8>> {
@@ -311,11 +296,7 @@ impl Store for SqliteStore {
                 "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
                 params![name, initial],
             )?;
-            Ok(
-                tx.query_row("SELECT value FROM settings WHERE name = ?1", [&name], |r| {
-                    r.get(0)
-                })?,
-            )
+            Ok(tx.query_row("SELECT value FROM settings WHERE name = ?1", [&name], |r| r.get(0))?)
         })
         .await
     }
@@ -335,18 +316,14 @@ impl Store for SqliteStore {
     async fn get_account(&self, id: i64) -> StoreResult<Option<Account>> {
         self.read(move |conn| {
             Ok(conn
-                .query_row(
-                    "SELECT id, name, edition, created_at FROM accounts WHERE id = ?1",
-                    [id],
-                    |r| {
-                        Ok(Account {
-                            id: r.get(0)?,
-                            name: r.get(1)?,
-                            edition: parse_column(r, 2)?,
-                            created_at: r.get(3)?,
-                        })
-                    },
-                )
+                .query_row("SELECT id, name, edition, created_at FROM accounts WHERE id = ?1", [id], |r| {
+                    Ok(Account {
+                        id: r.get(0)?,
+                        name: r.get(1)?,
+                        edition: parse_column(r, 2)?,
+                        created_at: r.get(3)?,
+                    })
+                })
                 .optional()?)
         })
         .await
@@ -446,8 +423,7 @@ impl Store for SqliteStore {
     }
 
     async fn revoke_token(&self, id: i64) -> StoreResult<bool> {
-        self.write(move |tx| Ok(tx.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id])? > 0))
-            .await
+        self.write(move |tx| Ok(tx.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id])? > 0)).await
     }
 
     async fn create_connector(&self, connector: &Connector) -> StoreResult<()> {
@@ -627,8 +603,7 @@ impl Store for SqliteStore {
     }
 
     async fn publish(&self, events: Vec<NewEvent>, ids: Arc<IdGenerator>) -> StoreResult<Vec<usize>> {
-        self.write(move |tx| events.iter().map(|event| insert_event(tx, event, &ids)).collect())
-            .await
+        self.write(move |tx| events.iter().map(|event| insert_event(tx, event, &ids)).collect()).await
     }
 
     async fn lease_due(&self, request: LeaseRequest) -> StoreResult<Vec<LeasedDelivery>> {
@@ -720,9 +695,7 @@ impl Store for SqliteStore {
                     AttemptOutcome::Succeeded { audit } => (
                         DeliveryStatus::Succeeded,
                         None,
-                        audit
-                            .as_ref()
-                            .map(|a| serde_json::to_string(a).expect("an audit serialises")),
+                        audit.as_ref().map(|a| serde_json::to_string(a).expect("an audit serialises")),
                     ),
                     AttemptOutcome::Retry { at } => (DeliveryStatus::Pending, Some(*at), None),
                     AttemptOutcome::Failed => (DeliveryStatus::Failed, None, None),
@@ -865,10 +838,8 @@ impl Store for SqliteStore {
                 "DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?1))",
                 [&ids],
             )?;
-            let deleted = tx.execute(
-                "DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))",
-                [&ids],
-            )?;
+            let deleted =
+                tx.execute("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))", [&ids])?;
             tx.execute(
                 "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))
                  AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
@@ -881,11 +852,7 @@ impl Store for SqliteStore {
 
     async fn pending_count(&self) -> StoreResult<i64> {
         self.read(|conn| {
-            Ok(conn.query_row(
-                "SELECT COUNT(*) FROM deliveries WHERE status = 'pending'",
-                [],
-                |r| r.get(0),
-            )?)
+            Ok(conn.query_row("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'", [], |r| r.get(0))?)
         })
         .await
     }

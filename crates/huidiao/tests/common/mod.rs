@@ -35,11 +35,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options {
-            allow_private: true,
-            admin_token: Some(ADMIN_TOKEN),
-            extra_args: Vec::new(),
-        }
+        Options { allow_private: true, admin_token: Some(ADMIN_TOKEN), extra_args: Vec::new() }
     }
 }
 
@@ -83,10 +79,8 @@ impl Server {
             let mut ready_tx = Some(ready_tx);
             for line in BufReader::new(stderr).lines().map_while(Result::ok) {
                 if line.contains("huidiao ready") {
-                    let address = line
-                        .split("listen=")
-                        .nth(1)
-                        .and_then(|rest| rest.split_whitespace().next());
+                    let address =
+                        line.split("listen=").nth(1).and_then(|rest| rest.split_whitespace().next());
                     if let (Some(tx), Some(address)) = (ready_tx.take(), address) {
                         let _ = tx.send(address.to_owned());
                     }
@@ -112,14 +106,9 @@ impl Server {
     /// answering); returns the exit status code and the data dir.
     pub async fn stop(mut self) -> (Option<i32>, tempfile::TempDir) {
         let mut child = self.child.take().expect("running");
-        let _ = Command::new("kill")
-            .arg("-TERM")
-            .arg(child.id().to_string())
-            .status();
-        let status = tokio::task::spawn_blocking(move || child.wait())
-            .await
-            .unwrap()
-            .expect("wait for huidiao");
+        let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
+        let status =
+            tokio::task::spawn_blocking(move || child.wait()).await.unwrap().expect("wait for huidiao");
         let dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
         (status.code(), dir)
     }
@@ -150,10 +139,7 @@ impl Server {
 
     /// A request with a raw body, for malformed input.
     pub async fn call_raw(&self, method: Method, path: &str, token: Option<&str>, body: Vec<u8>) -> Answer {
-        let mut request = self
-            .http
-            .request(method, format!("{}{}", self.base, path))
-            .body(body);
+        let mut request = self.http.request(method, format!("{}{}", self.base, path)).body(body);
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -167,19 +153,11 @@ impl Server {
     /// An account with one user and a token; `permissions` defaults to all six.
     pub async fn tenant(&self, edition: &str, role: &str) -> Tenant {
         let account = self
-            .admin(
-                Method::POST,
-                "/admin/v1/accounts",
-                Some(json!({"name": "acme", "edition": edition})),
-            )
+            .admin(Method::POST, "/admin/v1/accounts", Some(json!({"name": "acme", "edition": edition})))
             .await
             .ok();
         let account_id = account["id"].as_str().unwrap().to_owned();
-        let mut tenant = Tenant {
-            account_id,
-            user_id: String::new(),
-            token: String::new(),
-        };
+        let mut tenant = Tenant { account_id, user_id: String::new(), token: String::new() };
         let user = self.user(&tenant, role).await;
         tenant.user_id = user.user_id;
         tenant.token = user.token;
@@ -198,11 +176,7 @@ impl Server {
             .ok();
         let user_id = user["id"].as_str().unwrap().to_owned();
         let token = self.token(&user_id, None).await;
-        Tenant {
-            account_id: tenant.account_id.clone(),
-            user_id,
-            token,
-        }
+        Tenant { account_id: tenant.account_id.clone(), user_id, token }
     }
 
     /// A token for a user, with the given permissions (all six when `None`).
@@ -211,13 +185,7 @@ impl Server {
             Some(p) => json!({"permissions": p}),
             None => json!({}),
         };
-        let answer = self
-            .admin(
-                Method::POST,
-                &format!("/admin/v1/users/{user_id}/tokens"),
-                Some(body),
-            )
-            .await;
+        let answer = self.admin(Method::POST, &format!("/admin/v1/users/{user_id}/tokens"), Some(body)).await;
         answer.ok()["token"].as_str().unwrap().to_owned()
     }
 
@@ -256,51 +224,29 @@ impl Server {
     /// Sets an app's callback URL and subscribes it to `types`.
     pub async fn point(&self, token: &str, app: &Value, url: &str, types: &[&str]) {
         let path = format!("/v1/api_apps/{}", app["id"].as_str().unwrap());
-        self.call(
-            Method::PUT,
-            &path,
-            Some(token),
-            Some(json!({"callback_url": url})),
-        )
-        .await
-        .ok();
+        self.call(Method::PUT, &path, Some(token), Some(json!({"callback_url": url}))).await.ok();
         self.subscribe(token, app, types).await;
     }
 
     pub async fn subscribe(&self, token: &str, app: &Value, types: &[&str]) {
         let path = format!("/v1/api_apps/{}/events", app["id"].as_str().unwrap());
-        self.call(
-            Method::POST,
-            &path,
-            Some(token),
-            Some(json!({"event_types": types})),
-        )
-        .await
-        .ok();
+        self.call(Method::POST, &path, Some(token), Some(json!({"event_types": types}))).await.ok();
     }
 
     /// Publishes one event and answers `data`.
     pub async fn publish(&self, event: Value) -> Value {
-        self.admin(Method::POST, "/admin/v1/events", Some(event))
-            .await
-            .ok()
+        self.admin(Method::POST, "/admin/v1/events", Some(event)).await.ok()
     }
 
     /// The app's delivery log (first page, newest first).
     pub async fn deliveries(&self, token: &str, app: &Value, query: &str) -> Vec<Value> {
         let path = format!("/v1/api_apps/{}/deliveries?{query}", app["id"].as_str().unwrap());
-        self.call(Method::GET, &path, Some(token), None).await.ok()["items"]
-            .as_array()
-            .unwrap()
-            .clone()
+        self.call(Method::GET, &path, Some(token), None).await.ok()["items"].as_array().unwrap().clone()
     }
 
     /// One delivery with its attempt log and body.
     pub async fn delivery(&self, token: &str, app: &Value, delivery_id: &str) -> Value {
-        let path = format!(
-            "/v1/api_apps/{}/deliveries/{delivery_id}",
-            app["id"].as_str().unwrap()
-        );
+        let path = format!("/v1/api_apps/{}/deliveries/{delivery_id}", app["id"].as_str().unwrap());
         self.call(Method::GET, &path, Some(token), None).await.ok()
     }
 
@@ -314,10 +260,7 @@ impl Server {
                     return first.clone();
                 }
             }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "no {status} delivery in {limit:?}: {items:?}"
-            );
+            assert!(std::time::Instant::now() < deadline, "no {status} delivery in {limit:?}: {items:?}");
             tokio::time::sleep(Duration::from_millis(25)).await;
         }
     }
@@ -348,17 +291,10 @@ pub struct Answer {
 impl Answer {
     async fn read(response: reqwest::Response) -> Answer {
         let status = response.status();
-        let logid_header = response
-            .headers()
-            .get("x-tt-logid")
-            .map(|v| v.to_str().unwrap().to_owned());
+        let logid_header = response.headers().get("x-tt-logid").map(|v| v.to_str().unwrap().to_owned());
         let text = response.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-        Answer {
-            status,
-            logid_header,
-            body,
-        }
+        Answer { status, logid_header, body }
     }
 
     pub fn code(&self) -> i64 {
@@ -371,45 +307,23 @@ impl Answer {
 
     /// Asserts success and answers `data`.
     pub fn ok(&self) -> Value {
-        assert_eq!(
-            (self.status, self.code()),
-            (StatusCode::OK, 0),
-            "expected success, got {:?}",
-            self.body
-        );
+        assert_eq!((self.status, self.code()), (StatusCode::OK, 0), "expected success, got {:?}", self.body);
         self.check_envelope();
         self.body.get("data").cloned().unwrap_or(Value::Null)
     }
 
     /// Asserts an error with `code` and its HTTP status, and a message a person can act on.
     pub fn err(&self, code: i64, status: u16) -> &str {
-        assert_eq!(
-            (self.code(), self.status.as_u16()),
-            (code, status),
-            "unexpected answer {:?}",
-            self.body
-        );
-        assert!(
-            self.body.get("data").is_none(),
-            "errors carry no data: {:?}",
-            self.body
-        );
-        assert!(
-            self.msg().len() > 10,
-            "msg must explain the error: {:?}",
-            self.body
-        );
+        assert_eq!((self.code(), self.status.as_u16()), (code, status), "unexpected answer {:?}", self.body);
+        assert!(self.body.get("data").is_none(), "errors carry no data: {:?}", self.body);
+        assert!(self.msg().len() > 10, "msg must explain the error: {:?}", self.body);
         self.check_envelope();
         self.msg()
     }
 
     fn check_envelope(&self) {
         let logid = self.body["detail"]["logid"].as_str().expect("detail.logid");
-        assert_eq!(
-            Some(logid),
-            self.logid_header.as_deref(),
-            "X-Tt-Logid equals detail.logid"
-        );
+        assert_eq!(Some(logid), self.logid_header.as_deref(), "X-Tt-Logid equals detail.logid");
         assert_eq!(logid.len(), 32);
         assert!(self.body["msg"].is_string());
     }

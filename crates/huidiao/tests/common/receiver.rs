@@ -82,9 +82,7 @@ impl Receiver {
             received: Arc::default(),
         };
         let app = Router::new().fallback(answer).with_state(shared.clone());
-        let listener = tokio::net::TcpListener::bind(address)
-            .await
-            .expect("bind receiver");
+        let listener = tokio::net::TcpListener::bind(address).await.expect("bind receiver");
         let url = format!("http://{}/callback", listener.local_addr().unwrap());
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -142,19 +140,11 @@ async fn answer(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
         .collect();
-    shared.received.lock().unwrap().push(Received {
-        headers,
-        body: body.to_vec(),
-        at: Instant::now(),
-    });
+    shared.received.lock().unwrap().push(Received { headers, body: body.to_vec(), at: Instant::now() });
     let challenge = serde_json::from_slice::<Value>(&body)
         .ok()
         .and_then(|v| v["event"]["challenge"].as_str().map(str::to_owned));
-    let scripted = if challenge.is_none() {
-        shared.script.lock().unwrap().pop_front()
-    } else {
-        None
-    };
+    let scripted = if challenge.is_none() { shared.script.lock().unwrap().pop_front() } else { None };
     let mut behaviour = scripted.unwrap_or_else(|| shared.behaviour.lock().unwrap().clone());
     if challenge.is_some() && matches!(behaviour, Behaviour::Reply(_) | Behaviour::RetryAfter(_)) {
         behaviour = Behaviour::Good;
@@ -168,11 +158,9 @@ async fn answer(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -
         Behaviour::WrongChallenge => axum::Json(json!({"challenge": "not-the-one-sent"})).into_response(),
         Behaviour::NotJson => "ok".into_response(),
         Behaviour::Status(code) => StatusCode::from_u16(code).unwrap().into_response(),
-        Behaviour::RetryAfter(seconds) => (
-            StatusCode::TOO_MANY_REQUESTS,
-            [("retry-after", seconds.to_string())],
-        )
-            .into_response(),
+        Behaviour::RetryAfter(seconds) => {
+            (StatusCode::TOO_MANY_REQUESTS, [("retry-after", seconds.to_string())]).into_response()
+        }
         Behaviour::Reply(value) => axum::Json(value).into_response(),
     }
 }

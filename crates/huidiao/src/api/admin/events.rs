@@ -58,12 +58,8 @@ fn to_new_event(
     now: i64,
 ) -> Result<NewEvent, ApiError> {
     let in_event = |e: ApiError| ApiError::bad_request(format!("{what}: {}", e.msg));
-    let coze_account_id = req
-        .coze_account_id
-        .as_ref()
-        .map(|id| id.parse("coze_account_id"))
-        .transpose()
-        .map_err(in_event)?;
+    let coze_account_id =
+        req.coze_account_id.as_ref().map(|id| id.parse("coze_account_id")).transpose().map_err(in_event)?;
     let connector_ids = req
         .connector_ids
         .iter()
@@ -78,13 +74,7 @@ fn to_new_event(
         event: req.event.as_deref(),
         created_at: req.created_at,
     };
-    validate_event(
-        what,
-        input,
-        state.limits.max_event_bytes,
-        state.ids.next_id(),
-        now,
-    )
+    validate_event(what, input, state.limits.max_event_bytes, state.ids.next_id(), now)
 }
 
 /// Validates, checks that every owning account exists, stores everything in one transaction,
@@ -93,9 +83,7 @@ async fn publish_all(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<usiz
     let accounts: BTreeSet<i64> = events.iter().map(|e| e.account_id).collect();
     for account_id in accounts {
         if state.store.get_account(account_id).await?.is_none() {
-            return Err(ApiError::not_found(format!(
-                "coze_account_id {account_id}: account not found"
-            )));
+            return Err(ApiError::not_found(format!("coze_account_id {account_id}: account not found")));
         }
     }
     let types: Vec<&'static str> = events.iter().map(|e| e.event_type.as_str()).collect();
@@ -118,10 +106,7 @@ pub async fn publish(
     let event = to_new_event(&state, "event", &req, now_ms())?;
     let id = event.id.to_string();
     let counts = publish_all(&state, vec![event]).await?;
-    Ok(Reply::data(Published {
-        id,
-        deliveries: counts.iter().sum(),
-    }))
+    Ok(Reply::data(Published { id, deliveries: counts.iter().sum() }))
 }
 
 /// Publish up to 1000 events at once, all or none.
@@ -147,8 +132,5 @@ pub async fn publish_batch(
         .collect::<Result<Vec<_>, _>>()?;
     let ids = events.iter().map(|e| e.id.to_string()).collect();
     let counts = publish_all(&state, events).await?;
-    Ok(Reply::data(PublishedBatch {
-        ids,
-        deliveries: counts.iter().sum(),
-    }))
+    Ok(Reply::data(PublishedBatch { ids, deliveries: counts.iter().sum() }))
 }

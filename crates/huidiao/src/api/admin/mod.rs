@@ -17,14 +17,8 @@ pub fn routes(limits: Limits) -> Router<AppState> {
     Router::new()
         .merge(publishing)
         .route("/admin/v1/accounts", post(tenants::create_account))
-        .route(
-            "/admin/v1/accounts/{account_id}/users",
-            post(tenants::create_user),
-        )
+        .route("/admin/v1/accounts/{account_id}/users", post(tenants::create_user))
         .route("/admin/v1/users/{user_id}/tokens", post(tenants::create_token))
         .route("/admin/v1/tokens/{token_id}", delete(tenants::revoke_token))
-        .route(
-            "/admin/v1/users/{user_id}/connectors",
-            post(tenants::create_connector),
-        )
+        .route("/admin/v1/users/{user_id}/connectors", post(tenants::create_connector))
 }

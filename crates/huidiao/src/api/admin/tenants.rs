@@ -85,10 +85,7 @@ pub struct ConnectorView {
 
 fn parse_enum<T: std::str::FromStr>(field: &str, raw: &str, allowed: &[&str]) -> Result<T, ApiError> {
     raw.parse().map_err(|_| {
-        ApiError::bad_request(format!(
-            "{field} must be one of {}, got {raw:?}",
-            allowed.join(", ")
-        ))
+        ApiError::bad_request(format!("{field} must be one of {}, got {raw:?}", allowed.join(", ")))
     })
 }
 
@@ -106,18 +103,9 @@ pub async fn create_account(
 ) -> ApiResult<AccountView> {
     validate_name("name", &req.name)?;
     let edition: Edition = parse_enum("edition", &req.edition, &names(Edition::ALL, Edition::as_str))?;
-    let account = Account {
-        id: state.ids.next_id(),
-        name: req.name,
-        edition,
-        created_at: now_ms(),
-    };
+    let account = Account { id: state.ids.next_id(), name: req.name, edition, created_at: now_ms() };
     state.store.create_account(&account).await?;
-    Ok(Reply::data(AccountView {
-        id: account.id.to_string(),
-        name: account.name,
-        edition,
-    }))
+    Ok(Reply::data(AccountView { id: account.id.to_string(), name: account.name, edition }))
 }
 
 /// Add a user to an account.
@@ -140,13 +128,8 @@ pub async fn create_user(
         .get_account(account_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("account {account_id} not found")))?;
-    let user = User {
-        id: state.ids.next_id(),
-        account_id: account.id,
-        name: req.name,
-        role,
-        created_at: now_ms(),
-    };
+    let user =
+        User { id: state.ids.next_id(), account_id: account.id, name: req.name, role, created_at: now_ms() };
     state.store.create_user(&user).await?;
     Ok(Reply::data(UserView {
         id: user.id.to_string(),

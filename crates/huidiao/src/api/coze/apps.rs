@@ -83,9 +83,7 @@ pub async fn create(
                     "connector_id is only for connector apps; leave it out for a normal app",
                 ));
             }
-            let name = req
-                .name
-                .ok_or_else(|| ApiError::bad_request("name is required for a normal app"))?;
+            let name = req.name.ok_or_else(|| ApiError::bad_request("name is required for a normal app"))?;
             validate_name("name", &name)?;
             (name, None)
         }
@@ -136,19 +134,11 @@ pub async fn update(
     }
     if let Some(raw_url) = &req.callback_url {
         let url = validate_callback_url(raw_url, state.allow_private_callback_urls)?;
-        verify_callback_url(
-            &state.http,
-            state.allow_private_callback_urls,
-            url.as_str(),
-            &app.verify_token,
-        )
-        .await
-        .map_err(|why| ApiError::bad_request(format!("callback_url failed verification: {why}")))?;
+        verify_callback_url(&state.http, state.allow_private_callback_urls, url.as_str(), &app.verify_token)
+            .await
+            .map_err(|why| ApiError::bad_request(format!("callback_url failed verification: {why}")))?;
     }
-    let update = AppUpdate {
-        name: req.name,
-        callback_url: req.callback_url,
-    };
+    let update = AppUpdate { name: req.name, callback_url: req.callback_url };
     if !state.store.update_app(app.id, &update, now_ms()).await? {
         return Err(ApiError::not_found(format!("api_app {api_app_id:?} not found")));
     }
@@ -166,16 +156,9 @@ pub async fn list(State(state): State<AppState>, caller: Caller, query: QueryMap
         None => None,
     };
     let list = format!("apps:{}", app_type.map_or("all", AppType::as_str));
-    let page = state
-        .page_tokens
-        .request(&list, query.get("page_size"), query.get("page_token"))?;
+    let page = state.page_tokens.request(&list, query.get("page_size"), query.get("page_token"))?;
     let rows = state.store.list_apps(scope, app_type, page).await?;
-    Ok(Reply::data(
-        state
-            .page_tokens
-            .page(&list, page, rows, |app| app.id)
-            .map(ApiApp::from),
-    ))
+    Ok(Reply::data(state.page_tokens.page(&list, page, rows, |app| app.id).map(ApiApp::from)))
 }
 
 /// Delete an app: nothing more is pushed to it.

@@ -70,22 +70,15 @@ pub async fn list(
 ) -> ApiResult<Page<ApiAppEvent>> {
     let (app, _) = load_app(&state, &caller, Permission::ListApiApp, &api_app_id).await?;
     let list = format!("events:{}", app.id);
-    let page = state
-        .page_tokens
-        .request(&list, query.get("page_size"), query.get("page_token"))?;
+    let page = state.page_tokens.request(&list, query.get("page_size"), query.get("page_token"))?;
     let rows = state.store.list_subscriptions(app.id, page).await?;
     let app_name = app.name.unwrap_or_default();
-    Ok(Reply::data(
-        state
-            .page_tokens
-            .page(&list, page, rows, |s| s.id)
-            .map(|s| ApiAppEvent {
-                api_app_id: app.id.to_string(),
-                event_type: s.event_type.as_str().to_owned(),
-                name: app_name.clone(),
-                description: s.event_type.description().to_owned(),
-            }),
-    ))
+    Ok(Reply::data(state.page_tokens.page(&list, page, rows, |s| s.id).map(|s| ApiAppEvent {
+        api_app_id: app.id.to_string(),
+        event_type: s.event_type.as_str().to_owned(),
+        name: app_name.clone(),
+        description: s.event_type.description().to_owned(),
+    })))
 }
 
 /// Unsubscribe from event types (a JSON body on DELETE, as cozepy sends it).

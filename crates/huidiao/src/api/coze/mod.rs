@@ -15,15 +15,10 @@ use crate::store::App;
 pub fn routes() -> Router<AppState> {
     Router::new()
         .route("/v1/api_apps", get(apps::list).post(apps::create))
-        .route(
-            "/v1/api_apps/{api_app_id}",
-            put(apps::update).delete(apps::delete),
-        )
+        .route("/v1/api_apps/{api_app_id}", put(apps::update).delete(apps::delete))
         .route(
             "/v1/api_apps/{api_app_id}/events",
-            get(events::list)
-                .post(events::subscribe)
-                .delete(events::unsubscribe),
+            get(events::list).post(events::subscribe).delete(events::unsubscribe),
         )
 }
 
