@@ -384,3 +384,19 @@ async fn connector_apps_cannot_take_plugin_scale_events() {
     let ok = json!({"event_types": ["bot.published", "bot.deleted", "bot.unpublished", "benefit.usage"]});
     server.call(Method::POST, &path, token, Some(ok)).await.ok();
 }
+
+/// `HUIDIAO_ALLOW_PRIVATE_CALLBACK_URLS=1` is the environment form of the switch.
+#[tokio::test]
+async fn private_targets_allowed_by_environment() {
+    let options = common::Options {
+        allow_private: false,
+        env: vec![("HUIDIAO_ALLOW_PRIVATE_CALLBACK_URLS", "1")],
+        ..Default::default()
+    };
+    let server = Server::start_with(options).await;
+    let receiver = Receiver::start(Behaviour::Good).await;
+    let t = server.tenant("personal", "member").await;
+    let app = server.normal_app(&t.token, "local").await;
+    let path = format!("/v1/api_apps/{}", app["id"].as_str().unwrap());
+    server.call(Method::PUT, &path, Some(&t.token), Some(json!({"callback_url": receiver.url}))).await.ok();
+}

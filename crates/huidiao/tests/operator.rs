@@ -183,8 +183,14 @@ async fn service_endpoints() {
         ("/admin/v1/users/{user_id}/tokens", &["post"]),
         ("/admin/v1/tokens/{token_id}", &["delete"]),
         ("/admin/v1/users/{user_id}/connectors", &["post"]),
+        ("/admin/v1/events", &["post"]),
+        ("/admin/v1/events:batch", &["post"]),
+        ("/v1/api_apps/{api_app_id}/deliveries", &["get"]),
+        ("/v1/api_apps/{api_app_id}/deliveries/{delivery_id}", &["get"]),
+        ("/v1/api_apps/{api_app_id}/deliveries/{delivery_id}/resend", &["post"]),
         ("/healthz", &["get"]),
         ("/readyz", &["get"]),
+        ("/metrics", &["get"]),
         ("/openapi.json", &["get"]),
     ] {
         for method in methods {

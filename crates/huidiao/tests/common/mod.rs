@@ -31,11 +31,12 @@ pub struct Options {
     pub allow_private: bool,
     pub admin_token: Option<&'static str>,
     pub extra_args: Vec<String>,
+    pub env: Vec<(&'static str, &'static str)>,
 }
 
 impl Default for Options {
     fn default() -> Self {
-        Options { allow_private: true, admin_token: Some(ADMIN_TOKEN), extra_args: Vec::new() }
+        Options { allow_private: true, admin_token: Some(ADMIN_TOKEN), extra_args: Vec::new(), env: Vec::new() }
     }
 }
 
@@ -64,6 +65,7 @@ impl Server {
             .env("HUIDIAO_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        command.envs(options.env.iter().copied());
         if options.allow_private {
             command.arg("--allow-private-callback-urls");
         }
