@@ -26,7 +26,7 @@ const WINDOW_MS: i64 = 5 * 60 * 1000;
 struct Receiver {
     verify_token: Arc<str>,
     /// `event_id`s already handled. A real receiver keeps these in its database, for at least
-    /// as long as the sender retries (a day with the default schedule).
+    /// as long as the sender retries (about two days with the default schedule).
     handled: Arc<Mutex<HashSet<String>>>,
 }
 

@@ -36,7 +36,12 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Self {
-        Options { allow_private: true, admin_token: Some(ADMIN_TOKEN), extra_args: Vec::new(), env: Vec::new() }
+        Options {
+            allow_private: true,
+            admin_token: Some(ADMIN_TOKEN),
+            extra_args: Vec::new(),
+            env: Vec::new(),
+        }
     }
 }
 
