@@ -84,6 +84,21 @@ async fn a_push_is_signed_both_ways_and_has_the_coze_header() {
     assert_eq!(log[0]["status_code"], 200);
     assert!(log[0]["latency_ms"].as_i64().is_some());
     assert_eq!(log[0]["response_body_prefix"], "{}");
+    let sent = &log[0]["request_headers"];
+    for name in [
+        "X-Coze-Timestamp",
+        "X-Coze-Nonce",
+        "X-Coze-Signature",
+        "webhook-id",
+        "webhook-timestamp",
+        "webhook-signature",
+    ] {
+        assert_eq!(
+            sent[name],
+            push.headers[&name.to_ascii_lowercase()].as_str(),
+            "{name} in the attempt log"
+        );
+    }
 }
 
 #[tokio::test]

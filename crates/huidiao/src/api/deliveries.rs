@@ -77,6 +77,10 @@ pub struct AttemptView {
     pub error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub response_body_prefix: Option<String>,
+    /// The signature headers this attempt carried (`X-Coze-*`, `webhook-*`), besides
+    /// `Content-Type: application/json`.
+    #[schema(value_type = Object)]
+    pub request_headers: serde_json::Map<String, serde_json::Value>,
 }
 
 impl From<Attempt> for AttemptView {
@@ -87,6 +91,11 @@ impl From<Attempt> for AttemptView {
             latency_ms: a.latency_ms,
             error: a.error,
             response_body_prefix: a.response_body_prefix,
+            request_headers: a
+                .request_headers
+                .into_iter()
+                .map(|(name, value)| (name, value.into()))
+                .collect(),
         }
     }
 }

@@ -46,13 +46,24 @@ pub fn judge(
             None => (AttemptOutcome::Failed, Outcome::Failed),
         }
     };
-    let attempt = Attempt { at: started_at, status_code, latency_ms, error, response_body_prefix: prefix };
+    let request_headers =
+        push.headers.iter().map(|(name, value)| (name.to_string(), value.clone())).collect();
+    let attempt = Attempt {
+        at: started_at,
+        status_code,
+        latency_ms,
+        error,
+        response_body_prefix: prefix,
+        request_headers,
+    };
     (AttemptResult { delivery_id: delivery.id, attempt, outcome }, metric)
 }
 
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
+
+    use bytes::Bytes;
 
     use super::*;
     use crate::dispatch::sender::{Answer, PushError};
@@ -67,7 +78,7 @@ mod tests {
             app_type,
             event_type,
             event_key: "e-2".into(),
-            body: "{}".into(),
+            body: Bytes::from_static(b"{}"),
             callback_url: "http://127.0.0.1:1/".into(),
             verify_token: "t".into(),
             round_attempts,
@@ -77,6 +88,7 @@ mod tests {
     fn answered(status: u16, body: &[u8], retry_after: Option<Duration>) -> PushOutcome {
         PushOutcome {
             latency: Duration::from_millis(20),
+            headers: vec![("X-Coze-Nonce", "n".to_owned())],
             result: Ok(Answer { status, retry_after, body: body.to_vec() }),
         }
     }
@@ -97,6 +109,7 @@ mod tests {
         assert_eq!(result.attempt.status_code, Some(200));
         assert_eq!(result.attempt.latency_ms, 20);
         assert!(result.attempt.error.is_none());
+        assert_eq!(result.attempt.request_headers, vec![("X-Coze-Nonce".to_owned(), "n".to_owned())]);
         let normal = delivery(AppType::Normal, EventType::BotPublished, 0);
         let (result, _) = judge(&normal, &answered(204, body, None), &policy(), 1000);
         assert_eq!(result.outcome, AttemptOutcome::Succeeded { audit: None }, "only connector apps review");
@@ -113,6 +126,7 @@ mod tests {
 
         let timed_out = PushOutcome {
             latency: Duration::from_secs(3),
+            headers: Vec::new(),
             result: Err(PushError::TimedOut(Duration::from_secs(3))),
         };
         let d = delivery(AppType::Normal, EventType::BotDeleted, 1);

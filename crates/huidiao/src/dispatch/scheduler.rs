@@ -203,7 +203,7 @@ impl Scheduler {
             url: &delivery.callback_url,
             verify_token: &delivery.verify_token,
             event_id: &delivery.event_key,
-            body: delivery.body.clone().into_bytes(),
+            body: delivery.body.clone(),
             timeout: push_timeout(delivery.app_type, delivery.event_type),
         };
         let outcome = sender::send(&self.http, self.settings.allow_private, push).await;

@@ -2,6 +2,7 @@
 
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
 use huidiao_signature as signature;
 use reqwest::header::CONTENT_TYPE;
 use url::Url;
@@ -19,7 +20,7 @@ pub struct Push<'a> {
     pub verify_token: &'a str,
     /// The delivery's `event_id`, also sent as the Standard Webhooks `webhook-id`.
     pub event_id: &'a str,
-    pub body: Vec<u8>,
+    pub body: Bytes,
     pub timeout: Duration,
 }
 
@@ -49,46 +50,55 @@ pub enum PushError {
 #[derive(Debug, Clone)]
 pub struct PushOutcome {
     pub latency: Duration,
+    /// The signature headers this attempt carried.
+    pub headers: Vec<(&'static str, String)>,
     pub result: Result<Answer, PushError>,
 }
 
-/// Sends one push with the Coze and Standard Webhooks signature headers, a fresh timestamp and
-/// nonce for this attempt, and the whole exchange (connect, send, read) bounded by `timeout`.
+/// The signature headers of one attempt: a fresh timestamp and nonce, the Coze signature, and
+/// the Standard Webhooks headers. They are sent and kept in the attempt log.
+pub fn signed_headers(verify_token: &str, event_id: &str, body: &[u8]) -> Vec<(&'static str, String)> {
+    let now = now_ms();
+    let timestamp = now.to_string();
+    let nonce = random_alphanumeric(16);
+    let coze_signature = signature::sign(&timestamp, &nonce, verify_token, body);
+    let webhook_signature = signature::standard_webhooks_sign(verify_token, event_id, now / 1000, body);
+    vec![
+        (signature::HEADER_TIMESTAMP, timestamp),
+        (signature::HEADER_NONCE, nonce),
+        (signature::HEADER_SIGNATURE, coze_signature),
+        (signature::HEADER_WEBHOOK_ID, event_id.to_owned()),
+        (signature::HEADER_WEBHOOK_TIMESTAMP, (now / 1000).to_string()),
+        (signature::HEADER_WEBHOOK_SIGNATURE, webhook_signature),
+    ]
+}
+
+/// Sends one push, signed for this attempt, with the whole exchange (connect, send, read)
+/// bounded by `timeout`.
 pub async fn send(client: &reqwest::Client, allow_private: bool, push: Push<'_>) -> PushOutcome {
     let started = Instant::now();
-    let result = match tokio::time::timeout(push.timeout, exchange(client, allow_private, &push)).await {
-        Ok(result) => result,
-        Err(_) => Err(PushError::TimedOut(push.timeout)),
-    };
-    PushOutcome { latency: started.elapsed(), result }
+    let headers = signed_headers(push.verify_token, push.event_id, &push.body);
+    let result =
+        match tokio::time::timeout(push.timeout, exchange(client, allow_private, &push, &headers)).await {
+            Ok(result) => result,
+            Err(_) => Err(PushError::TimedOut(push.timeout)),
+        };
+    PushOutcome { latency: started.elapsed(), headers, result }
 }
 
 async fn exchange(
     client: &reqwest::Client,
     allow_private: bool,
     push: &Push<'_>,
+    headers: &[(&'static str, String)],
 ) -> Result<Answer, PushError> {
     let url = Url::parse(push.url).map_err(|e| PushError::Other(format!("invalid URL: {e}")))?;
     check_literal_host(&url, allow_private).map_err(|_| PushError::PrivateAddress)?;
-    let now = now_ms();
-    let timestamp = now.to_string();
-    let nonce = random_alphanumeric(16);
-    let coze_signature = signature::sign(&timestamp, &nonce, push.verify_token, &push.body);
-    let webhook_signature =
-        signature::standard_webhooks_sign(push.verify_token, push.event_id, now / 1000, &push.body);
-    let mut response = client
-        .post(url)
-        .header(CONTENT_TYPE, "application/json")
-        .header(signature::HEADER_TIMESTAMP, &timestamp)
-        .header(signature::HEADER_NONCE, &nonce)
-        .header(signature::HEADER_SIGNATURE, coze_signature)
-        .header(signature::HEADER_WEBHOOK_ID, push.event_id)
-        .header(signature::HEADER_WEBHOOK_TIMESTAMP, (now / 1000).to_string())
-        .header(signature::HEADER_WEBHOOK_SIGNATURE, webhook_signature)
-        .body(push.body.clone())
-        .send()
-        .await
-        .map_err(|e| classify(&e))?;
+    let mut request = client.post(url).header(CONTENT_TYPE, "application/json");
+    for (name, value) in headers {
+        request = request.header(*name, value);
+    }
+    let mut response = request.body(push.body.clone()).send().await.map_err(|e| classify(&e))?;
     let status = response.status().as_u16();
     let retry_after = match status {
         429 | 503 => response

@@ -25,7 +25,7 @@ pub async fn verify_callback_url(
         url,
         verify_token,
         event_id: &event_id,
-        body: serde_json::to_vec(&body).expect("a JSON value serialises"),
+        body: serde_json::to_vec(&body).expect("a JSON value serialises").into(),
         timeout: URL_VERIFICATION_TIMEOUT,
     };
     let outcome = sender::send(client, allow_private, push).await;

@@ -8,6 +8,7 @@ pub mod sqlite;
 use std::sync::Arc;
 
 use async_trait::async_trait;
+use bytes::Bytes;
 
 use crate::domain::apps::AppType;
 use crate::domain::delivery::{Audit, DeliveryStatus};
@@ -131,7 +132,7 @@ pub struct LeasedDelivery {
     pub event_type: EventType,
     /// The `event_id` in the pushed header.
     pub event_key: String,
-    pub body: String,
+    pub body: Bytes,
     pub callback_url: String,
     pub verify_token: String,
     /// Attempts since the delivery was last queued (publish or resend), for the retry policy.
@@ -162,6 +163,8 @@ pub struct Attempt {
     pub latency_ms: i64,
     pub error: Option<String>,
     pub response_body_prefix: Option<String>,
+    /// The signature headers sent.
+    pub request_headers: Vec<(String, String)>,
 }
 
 /// A delivery as the delivery log shows it.

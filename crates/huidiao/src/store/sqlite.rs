@@ -9,6 +9,7 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use bytes::Bytes;
 use rusqlite::{params, Connection, OptionalExtension, Row};
 
 use super::{
@@ -28,6 +29,7 @@ use crate::ids::IdGenerator;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_management.sql"),
     include_str!("migrations/sqlite/0002_delivery.sql"),
+    include_str!("migrations/sqlite/0003_attempt_headers.sql"),
 ];
 
 /// Reader connections kept open for reuse.
@@ -276,6 +278,23 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, event: &NewEvent, ids: &IdGenera
         count += 1;
     }
     Ok(count)
+}
+
+/// Request headers as a JSON object.
+fn headers_to_json(headers: &[(String, String)]) -> String {
+    let object: serde_json::Map<String, serde_json::Value> =
+        headers.iter().map(|(name, value)| (name.clone(), value.clone().into())).collect();
+    serde_json::Value::Object(object).to_string()
+}
+
+fn headers_from_json(text: Option<String>) -> Vec<(String, String)> {
+    let object =
+        text.and_then(|t| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&t).ok());
+    object
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| (name, value.as_str().unwrap_or_default().to_owned()))
+        .collect()
 }
 
 /// Keyset bound for newest-first pages: ids below `before`, or all of them.
@@ -639,7 +658,7 @@ impl Store for SqliteStore {
                         app_type: parse_column(r, 2)?,
                         event_type: parse_column(r, 3)?,
                         event_key: r.get(4)?,
-                        body: r.get(5)?,
+                        body: Bytes::from(r.get::<_, String>(5)?),
                         callback_url: r.get(6)?,
                         verify_token: r.get(7)?,
                         round_attempts: r.get(8)?,
@@ -665,8 +684,8 @@ impl Store for SqliteStore {
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
         self.write(move |tx| {
             let mut attempt = tx.prepare_cached(
-                "INSERT INTO attempts (delivery_id, at, status_code, latency_ms, error, response_body_prefix)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO attempts (delivery_id, at, status_code, latency_ms, error, response_body_prefix, request_headers)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             )?;
             let mut delivery = tx.prepare_cached(
                 "UPDATE deliveries SET
@@ -689,7 +708,8 @@ impl Store for SqliteStore {
                     a.status_code,
                     a.latency_ms,
                     a.error,
-                    a.response_body_prefix
+                    a.response_body_prefix,
+                    headers_to_json(&a.request_headers)
                 ])?;
                 let (status, next, audit) = match &result.outcome {
                     AttemptOutcome::Succeeded { audit } => (
@@ -782,7 +802,7 @@ impl Store for SqliteStore {
                 return Ok(None);
             };
             let mut stmt = conn.prepare_cached(
-                "SELECT at, status_code, latency_ms, error, response_body_prefix FROM attempts
+                "SELECT at, status_code, latency_ms, error, response_body_prefix, request_headers FROM attempts
                  WHERE delivery_id = ?1 ORDER BY id",
             )?;
             let attempts = stmt
@@ -793,6 +813,7 @@ impl Store for SqliteStore {
                         latency_ms: r.get(2)?,
                         error: r.get(3)?,
                         response_body_prefix: r.get(4)?,
+                        request_headers: headers_from_json(r.get(5)?),
                     })
                 })?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
