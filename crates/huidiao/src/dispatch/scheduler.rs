@@ -1,11 +1,12 @@
-//! The scheduler: lease due deliveries in batches, send each within the global and per-app
-//! limits, and record the results in batches (one transaction for many attempts).
+//! The scheduler: lease due deliveries in batches, send them within the global limit, and
+//! record the results in batches (one transaction for many attempts).
 //!
-//! Backpressure is by semaphores: one for all pushes in flight, one per app, so a slow or dead
-//! receiver holds only its own app's permits. The scheduler stops leasing for an app that has
-//! as much work as it may run, so other apps' deliveries are never stuck behind it.
+//! The per-app limit is enforced by storage at lease time: a delivery is leased only while its
+//! app has fewer live leases than `max_in_flight_per_app`, counted over every node sharing the
+//! storage. So a slow or dead receiver holds at most its own share, and the rest of the batch
+//! goes to other apps. The global limit is a semaphore.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -26,9 +27,9 @@ use crate::store::{AttemptResult, LeaseRequest, LeasedDelivery, Store};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub retry: RetryPolicy,
-    /// Pushes in flight at once, over all apps.
+    /// Pushes in flight at once from this node.
     pub max_in_flight: usize,
-    /// Pushes in flight at once to one app.
+    /// Deliveries of one app leased at once, over all nodes.
     pub max_in_flight_per_app: usize,
     /// Deliveries leased per storage round trip.
     pub lease_batch: usize,
@@ -49,19 +50,8 @@ pub struct Scheduler {
     settings: Settings,
     wake: Wake,
     global: Arc<Semaphore>,
-    load: Mutex<Load>,
-}
-
-/// Deliveries leased and not yet recorded, per app, with each app's semaphore.
-#[derive(Default)]
-struct Load {
-    leased: HashSet<i64>,
-    per_app: HashMap<i64, AppLoad>,
-}
-
-struct AppLoad {
-    outstanding: usize,
-    permits: Arc<Semaphore>,
+    /// Deliveries this node leased and has not recorded yet.
+    leased: Mutex<HashSet<i64>>,
 }
 
 impl Scheduler {
@@ -79,7 +69,7 @@ impl Scheduler {
             metrics,
             settings,
             wake,
-            load: Mutex::default(),
+            leased: Mutex::default(),
         }
     }
 
@@ -108,7 +98,7 @@ impl Scheduler {
         tracker.wait().await;
         drop(results_tx);
         let _ = recorder.await;
-        let unfinished: Vec<i64> = self.load.lock().expect("load lock").leased.iter().copied().collect();
+        let unfinished: Vec<i64> = self.leased.lock().expect("leased lock").iter().copied().collect();
         if !unfinished.is_empty() {
             if let Err(e) = self.store.release_leases(unfinished, now_ms()).await {
                 tracing::warn!(error = %e, "could not give leases back; they expire by themselves");
@@ -116,19 +106,11 @@ impl Scheduler {
         }
     }
 
-    /// Leases what is due for apps with room and for the global limit's headroom.
+    /// Leases what is due, up to the headroom this node has: at most twice `max_in_flight`
+    /// leased and unrecorded, so a batch is ready as soon as permits free up.
     async fn lease_once(&self) -> Vec<LeasedDelivery> {
-        let (headroom, skip_apps) = {
-            let load = self.load.lock().expect("load lock");
-            let headroom = (2 * self.settings.max_in_flight).saturating_sub(load.leased.len());
-            let skip: Vec<i64> = load
-                .per_app
-                .iter()
-                .filter(|(_, app)| app.outstanding >= self.settings.max_in_flight_per_app)
-                .map(|(id, _)| *id)
-                .collect();
-            (headroom.min(self.settings.lease_batch), skip)
-        };
+        let held = self.leased.lock().expect("leased lock").len();
+        let headroom = (2 * self.settings.max_in_flight).saturating_sub(held).min(self.settings.lease_batch);
         if headroom == 0 {
             return Vec::new();
         }
@@ -137,21 +119,11 @@ impl Scheduler {
             now,
             limit: headroom,
             lease_until: now + self.settings.lease_duration.as_millis() as i64,
-            skip_apps,
+            per_app: self.settings.max_in_flight_per_app,
         };
         match self.store.lease_due(request).await {
             Ok(leased) => {
-                let mut load = self.load.lock().expect("load lock");
-                for d in &leased {
-                    load.leased.insert(d.id);
-                    load.per_app
-                        .entry(d.app_id)
-                        .or_insert_with(|| AppLoad {
-                            outstanding: 0,
-                            permits: Arc::new(Semaphore::new(self.settings.max_in_flight_per_app)),
-                        })
-                        .outstanding += 1;
-                }
+                self.leased.lock().expect("leased lock").extend(leased.iter().map(|d| d.id));
                 leased
             }
             Err(e) => {
@@ -173,30 +145,19 @@ impl Scheduler {
         }
     }
 
-    /// Sends one delivery within its app's and the global limit, and hands the result over to
-    /// the recorder. A delivery still waiting for a permit at shutdown is not sent; its lease is
-    /// given back.
+    /// Sends one delivery once a global permit is free, and hands the result to the recorder.
+    /// A delivery still waiting for a permit at shutdown is not sent; its lease is given back.
     async fn deliver(
         self: Arc<Self>,
         delivery: LeasedDelivery,
-        results: mpsc::UnboundedSender<(i64, AttemptResult)>,
+        results: mpsc::UnboundedSender<AttemptResult>,
         shutdown: CancellationToken,
     ) {
-        let app_permits = {
-            let load = self.load.lock().expect("load lock");
-            load.per_app.get(&delivery.app_id).map(|app| app.permits.clone())
-        };
-        let Some(app_permits) = app_permits else { return };
-        let permits = async {
-            let app = app_permits.acquire_owned().await.ok()?;
-            let global = self.global.clone().acquire_owned().await.ok()?;
-            Some((app, global))
-        };
-        let acquired = tokio::select! {
-            acquired = permits => acquired,
+        let permit = tokio::select! {
+            permit = self.global.clone().acquire_owned() => permit.ok(),
             _ = shutdown.cancelled() => None,
         };
-        let Some(_permits) = acquired else { return };
+        let Some(_permit) = permit else { return };
         let _in_flight = self.metrics.in_flight();
         let started_at = now_ms();
         let push = Push {
@@ -218,16 +179,16 @@ impl Scheduler {
                 "delivery attempt failed"
             );
         }
-        let _ = results.send((delivery.app_id, result));
+        let _ = results.send(result);
     }
 
     /// Records results in batches: whatever arrived while the previous batch was being written
     /// goes into the next transaction. A failed write is retried, so no result is dropped while
     /// the process lives; if it dies, the leases expire and the deliveries are sent again.
-    async fn record(self: Arc<Self>, mut results: mpsc::UnboundedReceiver<(i64, AttemptResult)>) {
+    async fn record(self: Arc<Self>, mut results: mpsc::UnboundedReceiver<AttemptResult>) {
         let mut batch = Vec::with_capacity(RECORD_BATCH);
         while results.recv_many(&mut batch, RECORD_BATCH).await > 0 {
-            let (apps, records): (Vec<i64>, Vec<AttemptResult>) = batch.drain(..).unzip();
+            let records: Vec<AttemptResult> = std::mem::take(&mut batch);
             let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
             let mut backoff = Duration::from_millis(50);
             while let Err(e) = self.store.record_attempts(records.clone()).await {
@@ -235,19 +196,11 @@ impl Scheduler {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            let mut load = self.load.lock().expect("load lock");
+            let mut leased = self.leased.lock().expect("leased lock");
             for id in ids {
-                load.leased.remove(&id);
+                leased.remove(&id);
             }
-            for app_id in apps {
-                if let Some(app) = load.per_app.get_mut(&app_id) {
-                    app.outstanding -= 1;
-                    if app.outstanding == 0 {
-                        load.per_app.remove(&app_id);
-                    }
-                }
-            }
-            drop(load);
+            drop(leased);
             self.wake.wake();
         }
     }

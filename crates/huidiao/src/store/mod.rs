@@ -191,14 +191,14 @@ pub struct DeliveryFilter {
     pub event_type: Option<EventType>,
 }
 
-/// How to lease: what is due, how many, until when, and which apps to leave alone (those
-/// whose receivers already have as much work as they may).
+/// How to lease: what is due, how many, until when, and how many live leases one app may have
+/// (over every node sharing the storage).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LeaseRequest {
     pub now: i64,
     pub limit: usize,
     pub lease_until: i64,
-    pub skip_apps: Vec<i64>,
+    pub per_app: usize,
 }
 
 /// The storage of huidiao. Implementations must be safe to share between tasks.
@@ -254,8 +254,9 @@ pub trait Store: Send + Sync + 'static {
     /// deliveries of each event.
     async fn publish(&self, events: Vec<NewEvent>, ids: Arc<IdGenerator>) -> StoreResult<Vec<usize>>;
 
-    /// Takes up to `limit` due pending deliveries until `lease_until`: a lease that runs out
-    /// (its holder died) makes the delivery due again.
+    /// Takes up to `limit` due pending deliveries until `lease_until`, oldest due first, never
+    /// letting an app hold more than `per_app` live leases. A lease that runs out (its holder
+    /// died) makes the delivery due again.
     async fn lease_due(&self, request: LeaseRequest) -> StoreResult<Vec<LeasedDelivery>>;
     /// When the earliest pending, unleased delivery falls due, if any.
     async fn next_due_at(&self) -> StoreResult<Option<i64>>;

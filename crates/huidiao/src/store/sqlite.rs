@@ -30,6 +30,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0001_management.sql"),
     include_str!("migrations/sqlite/0002_delivery.sql"),
     include_str!("migrations/sqlite/0003_attempt_headers.sql"),
+    include_str!("migrations/sqlite/0004_lease_index.sql"),
 ];
 
 /// Reader connections kept open for reuse.
@@ -630,16 +631,23 @@ impl Store for SqliteStore {
             // Leasing moves next_attempt_at to the lease's end, so the due index only ever holds
             // deliveries nobody is working on, and an expired lease is simply due again.
             let mut lease = tx.prepare_cached(
-                "UPDATE deliveries SET lease_until = ?1, next_attempt_at = ?1
-                 WHERE id IN (SELECT id FROM deliveries
+                "WITH busy AS (SELECT app_id, COUNT(*) AS n FROM deliveries
+                               WHERE lease_until > ?2 AND status = 'pending' GROUP BY app_id),
+                      due AS (SELECT id, app_id, next_attempt_at FROM deliveries
                               WHERE status = 'pending' AND next_attempt_at <= ?2
-                                AND app_id NOT IN (SELECT value FROM json_each(?3))
-                              ORDER BY next_attempt_at LIMIT ?4)
+                                AND app_id NOT IN (SELECT app_id FROM busy WHERE n >= ?3)
+                              ORDER BY next_attempt_at LIMIT ?4 * 4),
+                      ranked AS (SELECT due.id, due.next_attempt_at,
+                                        ROW_NUMBER() OVER (PARTITION BY due.app_id ORDER BY due.next_attempt_at, due.id)
+                                          + COALESCE(busy.n, 0) AS slot
+                                 FROM due LEFT JOIN busy ON busy.app_id = due.app_id)
+                 UPDATE deliveries SET lease_until = ?1, next_attempt_at = ?1
+                 WHERE id IN (SELECT id FROM ranked WHERE slot <= ?3 ORDER BY next_attempt_at LIMIT ?4)
                  RETURNING id",
             )?;
             let leased = lease
                 .query_map(
-                    params![request.lease_until, request.now, json_ids(&request.skip_apps), request.limit as i64],
+                    params![request.lease_until, request.now, request.per_app as i64, request.limit as i64],
                     |r| r.get::<_, i64>(0),
                 )?
                 .collect::<rusqlite::Result<Vec<_>>>()?;
