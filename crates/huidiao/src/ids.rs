@@ -11,27 +11,46 @@ pub fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as i64).unwrap_or(0)
 }
 
-/// Bits below the millisecond timestamp in an id: room for 2^20 ids per millisecond.
-const SEQUENCE_BITS: u32 = 20;
+/// Layout of an id: `ms << 20 | node << 12 | sequence`. From the year 2000 until well past 2200
+/// that is a 19-digit decimal number that fits in an `i64`.
+const TIME_SHIFT: u32 = 20;
+const NODE_SHIFT: u32 = 12;
+const SEQUENCE_MASK: i64 = (1 << NODE_SHIFT) - 1;
 
-/// Makes ids that are unique and increasing with time: `ms << 20 | sequence`, which is a
-/// 19-digit decimal number from the year 2000 until well past 2200 and fits in an `i64`.
-/// Each generator is monotonic on its own; one lives in the server state.
+/// How many nodes can make ids at once without clashing.
+pub const NODE_COUNT: i64 = 1 << (TIME_SHIFT - NODE_SHIFT);
+
+/// Makes ids that are unique and increasing with time: each node (a server sharing storage with
+/// others) has its own node number, and within a node ids increase strictly, 4096 per
+/// millisecond before borrowing from the next one.
 #[derive(Debug, Default)]
 pub struct IdGenerator {
+    node: i64,
     last: AtomicI64,
 }
 
 impl IdGenerator {
+    /// The generator of a node that stores alone (node 0).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The generator of node `node` (taken modulo [`NODE_COUNT`]).
+    pub fn for_node(node: i64) -> Self {
+        IdGenerator { node: node.rem_euclid(NODE_COUNT), last: AtomicI64::new(0) }
+    }
+
     pub fn next_id(&self) -> i64 {
-        let candidate = now_ms() << SEQUENCE_BITS;
+        let floor = (now_ms() << TIME_SHIFT) | (self.node << NODE_SHIFT);
         let mut last = self.last.load(Ordering::Relaxed);
         loop {
-            let next = candidate.max(last + 1);
+            let next = if floor > last {
+                floor
+            } else if last & SEQUENCE_MASK < SEQUENCE_MASK {
+                last + 1
+            } else {
+                (((last >> TIME_SHIFT) + 1) << TIME_SHIFT) | (self.node << NODE_SHIFT)
+            };
             match self.last.compare_exchange_weak(last, next, Ordering::Relaxed, Ordering::Relaxed) {
                 Ok(_) => return next,
                 Err(actual) => last = actual,
@@ -68,6 +87,21 @@ mod tests {
             assert!(id > previous);
             previous = id;
         }
+    }
+
+    #[test]
+    fn nodes_never_clash_and_sequences_roll_over() {
+        let a = IdGenerator::for_node(1);
+        let b = IdGenerator::for_node(2 + NODE_COUNT);
+        let mut seen = std::collections::HashSet::new();
+        for _ in 0..20_000 {
+            assert!(seen.insert(a.next_id()));
+            assert!(seen.insert(b.next_id()));
+        }
+        let ids: Vec<i64> = (0..10_000).map(|_| a.next_id()).collect();
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+        assert!(ids.iter().all(|id| (id >> NODE_SHIFT) & (NODE_COUNT - 1) == 1));
+        assert!(seen.iter().all(|id| id.to_string().len() == 19));
     }
 
     #[test]

@@ -3,6 +3,7 @@
 //! Every method is one transaction. Ids are made by the caller (see [`crate::ids`]) so that
 //! backends stay simple and ids look the same whichever backend stores them.
 
+mod rows;
 pub mod sqlite;
 
 use std::sync::Arc;
@@ -200,6 +201,42 @@ pub struct LeaseRequest {
     pub lease_until: i64,
     pub per_app: usize,
 }
+
+/// The conflict answered when a connector already has a live app.
+fn connector_taken(connector_id: Option<i64>) -> StoreError {
+    StoreError::Conflict(format!(
+        "connector {} already has a connector app; a connector has at most one",
+        connector_id.unwrap_or_default()
+    ))
+}
+
+/// The column and value that select the apps of a scope.
+fn scope_filter(scope: Scope) -> (&'static str, i64) {
+    match scope {
+        Scope::OwnedBy { user_id, .. } => ("owner_id", user_id),
+        Scope::Account(account_id) => ("account_id", account_id),
+    }
+}
+
+/// Moves a delivery on after an attempt; the same statement for both backends, whose numbered
+/// parameters are: id, status code, error, audit, next status, next due time, time of change.
+/// A delivery cancelled meanwhile keeps its status.
+const RECORD_ATTEMPT_SQL: &str = "UPDATE deliveries SET
+        attempts = attempts + 1,
+        round_attempts = round_attempts + 1,
+        last_status_code = $2,
+        last_error = $3,
+        audit = COALESCE($4, audit),
+        lease_until = NULL,
+        status = CASE WHEN status = 'pending' THEN $5 ELSE status END,
+        next_attempt_at = CASE WHEN status = 'pending' THEN $6 ELSE NULL END,
+        updated_at = $7
+     WHERE id = $1";
+
+/// Queues a delivery again (id, app id, now). One in flight is left to finish.
+const RESEND_SQL: &str = "UPDATE deliveries
+     SET status = 'pending', round_attempts = 0, next_attempt_at = $3, updated_at = $3
+     WHERE id = $1 AND app_id = $2 AND lease_until IS NULL";
 
 /// The storage of huidiao. Implementations must be safe to share between tasks.
 #[async_trait]

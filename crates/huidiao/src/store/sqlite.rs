@@ -5,24 +5,27 @@
 //! reader connections, which WAL lets run beside the writer. Calls run on tokio's blocking pool.
 
 use std::path::{Path, PathBuf};
-use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
-use bytes::Bytes;
-use rusqlite::{params, Connection, OptionalExtension, Row};
+use rusqlite::{params, Connection, Row};
 
+use super::rows::{
+    self, headers_to_json, permissions_to_text, ACCOUNT_COLUMNS, APP_COLUMNS, ATTEMPT_COLUMNS,
+    CANDIDATE_COLUMNS, CONNECTOR_COLUMNS, DELIVERY_COLUMNS, LEASED_COLUMNS, SUBSCRIPTION_COLUMNS,
+    TOKEN_GRANT_SELECT, USER_COLUMNS,
+};
 use super::{
-    Account, App, AppUpdate, Attempt, AttemptOutcome, AttemptResult, Connector, Delivery, DeliveryFilter,
-    LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult, Subscription, TokenGrant, TokenRecord,
-    User,
+    connector_taken, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector, Delivery,
+    DeliveryFilter, LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult, Subscription, TokenGrant,
+    TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL,
 };
 use crate::domain::apps::AppType;
-use crate::domain::delivery::{Audit, DeliveryStatus};
+use crate::domain::delivery::DeliveryStatus;
 use crate::domain::event_types::EventType;
-use crate::domain::events::{delivery_body, delivery_event_id, receives, Candidate, NewEvent};
+use crate::domain::events::{delivery_body, delivery_event_id, receives, NewEvent};
 use crate::domain::paging::PageRequest;
-use crate::domain::tenancy::{Permission, Scope};
+use crate::domain::tenancy::Scope;
 use crate::ids::IdGenerator;
 
 /// Schema versions in order; `PRAGMA user_version` records how many are applied.
@@ -135,52 +138,53 @@ async fn run_blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Internal(format!("storage task failed: {e}")))?
 }
 
-/// Reads a text column into one of the domain's string enums.
-fn parse_column<T: FromStr>(row: &Row<'_>, index: usize) -> rusqlite::Result<T> {
-    let text: String = row.get(index)?;
-    text.parse().map_err(|_| {
-        rusqlite::Error::FromSqlConversionFailure(
-            index,
-            rusqlite::types::Type::Text,
-            format!("unexpected value {text:?}").into(),
-        )
-    })
+impl rows::Columns for Row<'_> {
+    fn int(&self, index: usize) -> StoreResult<i64> {
+        Ok(self.get(index)?)
+    }
+    fn opt_int(&self, index: usize) -> StoreResult<Option<i64>> {
+        Ok(self.get(index)?)
+    }
+    fn text(&self, index: usize) -> StoreResult<String> {
+        Ok(self.get(index)?)
+    }
+    fn opt_text(&self, index: usize) -> StoreResult<Option<String>> {
+        Ok(self.get(index)?)
+    }
+    fn flag(&self, index: usize) -> StoreResult<bool> {
+        Ok(self.get(index)?)
+    }
+    fn blob(&self, index: usize) -> StoreResult<Vec<u8>> {
+        Ok(self.get(index)?)
+    }
 }
 
-fn permissions_to_text(permissions: &[Permission]) -> String {
-    permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+/// Every row of a query, read with `read_row`.
+fn all<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read_row: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Vec<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    let mut out = Vec::new();
+    while let Some(row) = rows.next()? {
+        out.push(read_row(row)?);
+    }
+    Ok(out)
 }
 
-fn permissions_from_row(row: &Row<'_>, index: usize) -> rusqlite::Result<Vec<Permission>> {
-    let text: String = row.get(index)?;
-    Ok(text.split(',').filter_map(|p| p.parse().ok()).collect())
-}
-
-const APP_COLUMNS: &str =
-    "id, account_id, owner_id, app_type, name, connector_id, callback_url, verify_token, created_at, updated_at";
-
-fn app_from_row(row: &Row<'_>) -> rusqlite::Result<App> {
-    Ok(App {
-        id: row.get(0)?,
-        account_id: row.get(1)?,
-        owner_id: row.get(2)?,
-        app_type: parse_column::<AppType>(row, 3)?,
-        name: row.get(4)?,
-        connector_id: row.get(5)?,
-        callback_url: row.get(6)?,
-        verify_token: row.get(7)?,
-        created_at: row.get(8)?,
-        updated_at: row.get(9)?,
-    })
-}
-
-fn subscription_from_row(row: &Row<'_>) -> rusqlite::Result<Subscription> {
-    Ok(Subscription {
-        id: row.get(0)?,
-        app_id: row.get(1)?,
-        event_type: parse_column::<EventType>(row, 2)?,
-        created_at: row.get(3)?,
-    })
+/// The first row of a query, if any.
+fn one<T>(
+    conn: &Connection,
+    sql: &str,
+    params: impl rusqlite::Params,
+    read_row: impl Fn(&Row<'_>) -> StoreResult<T>,
+) -> StoreResult<Option<T>> {
+    let mut stmt = conn.prepare_cached(sql)?;
+    let mut rows = stmt.query(params)?;
+    rows.next()?.map(&read_row).transpose()
 }
 
 fn is_unique_violation(err: &rusqlite::Error) -> bool {
@@ -190,30 +194,15 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
     )
 }
 
+/// A statement shared with PostgreSQL, its `$n` parameters written as SQLite's `?n` (SQLite reads
+/// `$n` as a named parameter and would bind by order of appearance instead).
+fn numbered(sql: &str) -> String {
+    sql.replace('$', "?")
+}
+
 /// A list of ids as one SQL parameter, read back with `json_each`.
 fn json_ids(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("integers serialise")
-}
-
-const DELIVERY_COLUMNS: &str = "id, app_id, event_key, event_type, status, attempts, next_attempt_at, \
-     last_status_code, last_error, audit, created_at, updated_at";
-
-fn delivery_from_row(row: &Row<'_>) -> rusqlite::Result<Delivery> {
-    let audit: Option<String> = row.get(9)?;
-    Ok(Delivery {
-        id: row.get(0)?,
-        app_id: row.get(1)?,
-        event_key: row.get(2)?,
-        event_type: parse_column(row, 3)?,
-        status: parse_column(row, 4)?,
-        attempts: row.get(5)?,
-        next_attempt_at: row.get(6)?,
-        last_status_code: row.get(7)?,
-        last_error: row.get(8)?,
-        audit: audit.and_then(|text| serde_json::from_str::<Audit>(&text).ok()),
-        created_at: row.get(10)?,
-        updated_at: row.get(11)?,
-    })
 }
 
 /// Routes one event and stores it with its deliveries, inside the caller's transaction.
@@ -230,29 +219,20 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, event: &NewEvent, ids: &IdGenera
         event.created_at,
         event.published_at
     ])?;
-    let mut candidates = tx.prepare_cached(
-        "SELECT a.id, a.app_type, a.account_id, a.connector_id, a.callback_url IS NOT NULL
-         FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = ?1
-         WHERE a.account_id = ?2 AND a.app_type = 'normal' AND a.deleted_at IS NULL
-         UNION ALL
-         SELECT a.id, a.app_type, a.account_id, a.connector_id, a.callback_url IS NOT NULL
-         FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = ?1
-         WHERE a.connector_id IN (SELECT value FROM json_each(?3)) AND a.deleted_at IS NULL",
+    let candidates = all(
+        tx,
+        &format!(
+            "SELECT {CANDIDATE_COLUMNS}
+             FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = ?1
+             WHERE a.account_id = ?2 AND a.app_type = 'normal' AND a.deleted_at IS NULL
+             UNION ALL
+             SELECT {CANDIDATE_COLUMNS}
+             FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = ?1
+             WHERE a.connector_id IN (SELECT value FROM json_each(?3)) AND a.deleted_at IS NULL"
+        ),
+        params![event.event_type.as_str(), event.account_id, json_ids(&event.connector_ids)],
+        |r| rows::candidate(r),
     )?;
-    let candidates = candidates
-        .query_map(
-            params![event.event_type.as_str(), event.account_id, json_ids(&event.connector_ids)],
-            |r| {
-                Ok(Candidate {
-                    app_id: r.get(0)?,
-                    app_type: parse_column(r, 1)?,
-                    account_id: r.get(2)?,
-                    connector_id: r.get(3)?,
-                    has_callback_url: r.get(4)?,
-                })
-            },
-        )?
-        .collect::<rusqlite::Result<Vec<_>>>()?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO deliveries (id, event_id, app_id, event_key, event_type, status, next_attempt_at, body, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
@@ -260,11 +240,7 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, event: &NewEvent, ids: &IdGenera
     let mut count = 0;
     for app in candidates.iter().filter(|app| receives(event, app)) {
         let event_key = delivery_event_id(event, app.app_id);
-        let (status, due) = if app.has_callback_url {
-            (DeliveryStatus::Pending, Some(event.published_at))
-        } else {
-            (DeliveryStatus::Skipped, None)
-        };
+        let (status, due) = rows::initial_stage(app, event.published_at);
         insert.execute(params![
             ids.next_id(),
             event.id,
@@ -279,23 +255,6 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, event: &NewEvent, ids: &IdGenera
         count += 1;
     }
     Ok(count)
-}
-
-/// Request headers as a JSON object.
-fn headers_to_json(headers: &[(String, String)]) -> String {
-    let object: serde_json::Map<String, serde_json::Value> =
-        headers.iter().map(|(name, value)| (name.clone(), value.clone().into())).collect();
-    serde_json::Value::Object(object).to_string()
-}
-
-fn headers_from_json(text: Option<String>) -> Vec<(String, String)> {
-    let object =
-        text.and_then(|t| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&t).ok());
-    object
-        .into_iter()
-        .flatten()
-        .map(|(name, value)| (name, value.as_str().unwrap_or_default().to_owned()))
-        .collect()
 }
 
 /// Keyset bound for newest-first pages: ids below `before`, or all of them.
@@ -325,7 +284,7 @@ impl Store for SqliteStore {
         let a = account.clone();
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO accounts (id, name, edition, created_at) VALUES (?1, ?2, ?3, ?4)",
+                &format!("INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4)"),
                 params![a.id, a.name, a.edition.as_str(), a.created_at],
             )?;
             Ok(())
@@ -335,16 +294,9 @@ impl Store for SqliteStore {
 
     async fn get_account(&self, id: i64) -> StoreResult<Option<Account>> {
         self.read(move |conn| {
-            Ok(conn
-                .query_row("SELECT id, name, edition, created_at FROM accounts WHERE id = ?1", [id], |r| {
-                    Ok(Account {
-                        id: r.get(0)?,
-                        name: r.get(1)?,
-                        edition: parse_column(r, 2)?,
-                        created_at: r.get(3)?,
-                    })
-                })
-                .optional()?)
+            one(conn, &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"), [id], |r| {
+                rows::account(r)
+            })
         })
         .await
     }
@@ -353,7 +305,7 @@ impl Store for SqliteStore {
         let u = user.clone();
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO users (id, account_id, name, role, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
                 params![u.id, u.account_id, u.name, u.role.as_str(), u.created_at],
             )?;
             Ok(())
@@ -363,21 +315,7 @@ impl Store for SqliteStore {
 
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
         self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT id, account_id, name, role, created_at FROM users WHERE id = ?1",
-                    [id],
-                    |r| {
-                        Ok(User {
-                            id: r.get(0)?,
-                            account_id: r.get(1)?,
-                            name: r.get(2)?,
-                            role: parse_column(r, 3)?,
-                            created_at: r.get(4)?,
-                        })
-                    },
-                )
-                .optional()?)
+            one(conn, &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], |r| rows::user(r))
         })
         .await
     }
@@ -408,36 +346,9 @@ impl Store for SqliteStore {
     async fn find_token(&self, lookup_key: &str) -> StoreResult<Option<TokenGrant>> {
         let key = lookup_key.to_owned();
         self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT t.id, t.user_id, t.name, t.lookup_key, t.secret_hash, t.permissions, t.expires_at,
-                            t.revoked, t.created_at, u.account_id, u.name, u.role, u.created_at, a.edition
-                     FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = u.account_id
-                     WHERE t.lookup_key = ?1",
-                    [key],
-                    |r| {
-                        let token = TokenRecord {
-                            id: r.get(0)?,
-                            user_id: r.get(1)?,
-                            name: r.get(2)?,
-                            lookup_key: r.get(3)?,
-                            secret_hash: r.get(4)?,
-                            permissions: permissions_from_row(r, 5)?,
-                            expires_at: r.get(6)?,
-                            revoked: r.get(7)?,
-                            created_at: r.get(8)?,
-                        };
-                        let user = User {
-                            id: token.user_id,
-                            account_id: r.get(9)?,
-                            name: r.get(10)?,
-                            role: parse_column(r, 11)?,
-                            created_at: r.get(12)?,
-                        };
-                        Ok(TokenGrant { token, user, edition: parse_column(r, 13)? })
-                    },
-                )
-                .optional()?)
+            one(conn, &format!("{TOKEN_GRANT_SELECT} WHERE t.lookup_key = ?1"), [key], |r| {
+                rows::token_grant(r)
+            })
         })
         .await
     }
@@ -450,7 +361,7 @@ impl Store for SqliteStore {
         let c = connector.clone();
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO connectors (id, account_id, creator_id, name, created_at) VALUES (?1, ?2, ?3, ?4, ?5)",
+                &format!("INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
                 params![c.id, c.account_id, c.creator_id, c.name, c.created_at],
             )?;
             Ok(())
@@ -460,21 +371,9 @@ impl Store for SqliteStore {
 
     async fn get_connector(&self, id: i64) -> StoreResult<Option<Connector>> {
         self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    "SELECT id, account_id, creator_id, name, created_at FROM connectors WHERE id = ?1",
-                    [id],
-                    |r| {
-                        Ok(Connector {
-                            id: r.get(0)?,
-                            account_id: r.get(1)?,
-                            creator_id: r.get(2)?,
-                            name: r.get(3)?,
-                            created_at: r.get(4)?,
-                        })
-                    },
-                )
-                .optional()?)
+            one(conn, &format!("SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = ?1"), [id], |r| {
+                rows::connector(r)
+            })
         })
         .await
     }
@@ -501,10 +400,7 @@ impl Store for SqliteStore {
             );
             match inserted {
                 Ok(_) => Ok(()),
-                Err(e) if is_unique_violation(&e) => Err(StoreError::Conflict(format!(
-                    "connector {} already has a connector app; a connector has at most one",
-                    a.connector_id.unwrap_or_default()
-                ))),
+                Err(e) if is_unique_violation(&e) => Err(connector_taken(a.connector_id)),
                 Err(e) => Err(e.into()),
             }
         })
@@ -513,13 +409,12 @@ impl Store for SqliteStore {
 
     async fn get_app(&self, id: i64) -> StoreResult<Option<App>> {
         self.read(move |conn| {
-            Ok(conn
-                .query_row(
-                    &format!("SELECT {APP_COLUMNS} FROM api_apps WHERE id = ?1 AND deleted_at IS NULL"),
-                    [id],
-                    app_from_row,
-                )
-                .optional()?)
+            one(
+                conn,
+                &format!("SELECT {APP_COLUMNS} FROM api_apps WHERE id = ?1 AND deleted_at IS NULL"),
+                [id],
+                |r| rows::app(r),
+            )
         })
         .await
     }
@@ -531,21 +426,17 @@ impl Store for SqliteStore {
         page: PageRequest,
     ) -> StoreResult<Vec<App>> {
         self.read(move |conn| {
-            let (scope_column, scope_id) = match scope {
-                Scope::OwnedBy { user_id, .. } => ("owner_id", user_id),
-                Scope::Account(account_id) => ("account_id", account_id),
-            };
-            let sql = format!(
-                "SELECT {APP_COLUMNS} FROM api_apps
-                 WHERE {scope_column} = ?1 AND deleted_at IS NULL AND id < ?2 AND (?3 IS NULL OR app_type = ?3)
-                 ORDER BY id DESC LIMIT ?4"
-            );
-            let mut stmt = conn.prepare_cached(&sql)?;
-            let rows = stmt.query_map(
+            let (scope_column, scope_id) = scope_filter(scope);
+            all(
+                conn,
+                &format!(
+                    "SELECT {APP_COLUMNS} FROM api_apps
+                     WHERE {scope_column} = ?1 AND deleted_at IS NULL AND id < ?2 AND (?3 IS NULL OR app_type = ?3)
+                     ORDER BY id DESC LIMIT ?4"
+                ),
                 params![scope_id, before_bound(page), app_type.map(AppType::as_str), page.size as i64 + 1],
-                app_from_row,
-            )?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                |r| rows::app(r),
+            )
         })
         .await
     }
@@ -583,9 +474,9 @@ impl Store for SqliteStore {
     async fn subscribe(&self, subscriptions: &[Subscription]) -> StoreResult<()> {
         let subs = subscriptions.to_vec();
         self.write(move |tx| {
-            let mut stmt = tx.prepare_cached(
-                "INSERT OR IGNORE INTO subscriptions (id, app_id, event_type, created_at) VALUES (?1, ?2, ?3, ?4)",
-            )?;
+            let mut stmt = tx.prepare_cached(&format!(
+                "INSERT OR IGNORE INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4)"
+            ))?;
             for s in &subs {
                 stmt.execute(params![s.id, s.app_id, s.event_type.as_str(), s.created_at])?;
             }
@@ -609,15 +500,14 @@ impl Store for SqliteStore {
 
     async fn list_subscriptions(&self, app_id: i64, page: PageRequest) -> StoreResult<Vec<Subscription>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(
-                "SELECT id, app_id, event_type, created_at FROM subscriptions
-                 WHERE app_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3",
-            )?;
-            let rows = stmt.query_map(
+            all(
+                conn,
+                &format!(
+                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE app_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
+                ),
                 params![app_id, before_bound(page), page.size as i64 + 1],
-                subscription_from_row,
-            )?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                |r| rows::subscription(r),
+            )
         })
         .await
     }
@@ -630,7 +520,8 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             // Leasing moves next_attempt_at to the lease's end, so the due index only ever holds
             // deliveries nobody is working on, and an expired lease is simply due again.
-            let mut lease = tx.prepare_cached(
+            let leased: Vec<i64> = all(
+                tx,
                 "WITH busy AS (SELECT app_id, COUNT(*) AS n FROM deliveries
                                WHERE lease_until > ?2 AND status = 'pending' GROUP BY app_id),
                       due AS (SELECT id, app_id, next_attempt_at FROM deliveries
@@ -644,36 +535,18 @@ impl Store for SqliteStore {
                  UPDATE deliveries SET lease_until = ?1, next_attempt_at = ?1
                  WHERE id IN (SELECT id FROM ranked WHERE slot <= ?3 ORDER BY next_attempt_at LIMIT ?4)
                  RETURNING id",
+                params![request.lease_until, request.now, request.per_app as i64, request.limit as i64],
+                |r| rows::Columns::int(r, 0),
             )?;
-            let leased = lease
-                .query_map(
-                    params![request.lease_until, request.now, request.per_app as i64, request.limit as i64],
-                    |r| r.get::<_, i64>(0),
-                )?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            let mut details = tx.prepare_cached(
-                "SELECT d.id, d.app_id, a.app_type, d.event_type, d.event_key, d.body, COALESCE(a.callback_url, ''), a.verify_token,
-                        d.round_attempts
-                 FROM deliveries d JOIN api_apps a ON a.id = d.app_id
-                 WHERE d.id IN (SELECT value FROM json_each(?1))
-                 ORDER BY d.next_attempt_at, d.id",
-            )?;
-            let rows = details
-                .query_map([json_ids(&leased)], |r| {
-                    Ok(LeasedDelivery {
-                        id: r.get(0)?,
-                        app_id: r.get(1)?,
-                        app_type: parse_column(r, 2)?,
-                        event_type: parse_column(r, 3)?,
-                        event_key: r.get(4)?,
-                        body: Bytes::from(r.get::<_, String>(5)?),
-                        callback_url: r.get(6)?,
-                        verify_token: r.get(7)?,
-                        round_attempts: r.get(8)?,
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
-            Ok(rows)
+            all(
+                tx,
+                &format!(
+                    "SELECT {LEASED_COLUMNS} FROM deliveries d JOIN api_apps a ON a.id = d.app_id
+                     WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.id"
+                ),
+                [json_ids(&leased)],
+                |r| rows::leased(r),
+            )
         })
         .await
     }
@@ -691,23 +564,10 @@ impl Store for SqliteStore {
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
         self.write(move |tx| {
-            let mut attempt = tx.prepare_cached(
-                "INSERT INTO attempts (delivery_id, at, status_code, latency_ms, error, response_body_prefix, request_headers)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
-            )?;
-            let mut delivery = tx.prepare_cached(
-                "UPDATE deliveries SET
-                    attempts = attempts + 1,
-                    round_attempts = round_attempts + 1,
-                    last_status_code = ?2,
-                    last_error = ?3,
-                    audit = COALESCE(?4, audit),
-                    lease_until = NULL,
-                    status = CASE WHEN status = 'pending' THEN ?5 ELSE status END,
-                    next_attempt_at = CASE WHEN status = 'pending' THEN ?6 ELSE NULL END,
-                    updated_at = ?7
-                 WHERE id = ?1",
-            )?;
+            let mut attempt = tx.prepare_cached(&format!(
+                "INSERT INTO attempts (delivery_id, {ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
+            ))?;
+            let mut delivery = tx.prepare_cached(&numbered(RECORD_ATTEMPT_SQL))?;
             for result in &results {
                 let a = &result.attempt;
                 attempt.execute(params![
@@ -719,15 +579,7 @@ impl Store for SqliteStore {
                     a.response_body_prefix,
                     headers_to_json(&a.request_headers)
                 ])?;
-                let (status, next, audit) = match &result.outcome {
-                    AttemptOutcome::Succeeded { audit } => (
-                        DeliveryStatus::Succeeded,
-                        None,
-                        audit.as_ref().map(|a| serde_json::to_string(a).expect("an audit serialises")),
-                    ),
-                    AttemptOutcome::Retry { at } => (DeliveryStatus::Pending, Some(*at), None),
-                    AttemptOutcome::Failed => (DeliveryStatus::Failed, None, None),
-                };
+                let (status, next, audit) = rows::outcome_values(&result.outcome);
                 delivery.execute(params![
                     result.delivery_id,
                     a.status_code,
@@ -773,12 +625,13 @@ impl Store for SqliteStore {
         page: PageRequest,
     ) -> StoreResult<Vec<Delivery>> {
         self.read(move |conn| {
-            let mut stmt = conn.prepare_cached(&format!(
-                "SELECT {DELIVERY_COLUMNS} FROM deliveries
-                 WHERE app_id = ?1 AND id < ?2 AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR event_type = ?4)
-                 ORDER BY id DESC LIMIT ?5"
-            ))?;
-            let rows = stmt.query_map(
+            all(
+                conn,
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS} FROM deliveries
+                     WHERE app_id = ?1 AND id < ?2 AND (?3 IS NULL OR status = ?3) AND (?4 IS NULL OR event_type = ?4)
+                     ORDER BY id DESC LIMIT ?5"
+                ),
                 params![
                     app_id,
                     before_bound(page),
@@ -786,9 +639,8 @@ impl Store for SqliteStore {
                     filter.event_type.map(EventType::as_str),
                     page.size as i64 + 1
                 ],
-                delivery_from_row,
-            )?;
-            Ok(rows.collect::<rusqlite::Result<Vec<_>>>()?)
+                |r| rows::delivery(r),
+            )
         })
         .await
     }
@@ -799,32 +651,19 @@ impl Store for SqliteStore {
         id: i64,
     ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
         self.read(move |conn| {
-            let found = conn
-                .query_row(
-                    &format!("SELECT {DELIVERY_COLUMNS}, body FROM deliveries WHERE id = ?1 AND app_id = ?2"),
-                    params![id, app_id],
-                    |r| Ok((delivery_from_row(r)?, r.get::<_, String>(12)?)),
-                )
-                .optional()?;
-            let Some((delivery, body)) = found else {
-                return Ok(None);
-            };
-            let mut stmt = conn.prepare_cached(
-                "SELECT at, status_code, latency_ms, error, response_body_prefix, request_headers FROM attempts
-                 WHERE delivery_id = ?1 ORDER BY id",
+            let found = one(
+                conn,
+                &format!("SELECT {DELIVERY_COLUMNS}, body FROM deliveries WHERE id = ?1 AND app_id = ?2"),
+                params![id, app_id],
+                |r| Ok((rows::delivery(r)?, rows::Columns::text(r, 12)?)),
             )?;
-            let attempts = stmt
-                .query_map([id], |r| {
-                    Ok(Attempt {
-                        at: r.get(0)?,
-                        status_code: r.get(1)?,
-                        latency_ms: r.get(2)?,
-                        error: r.get(3)?,
-                        response_body_prefix: r.get(4)?,
-                        request_headers: headers_from_json(r.get(5)?),
-                    })
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let Some((delivery, body)) = found else { return Ok(None) };
+            let attempts = all(
+                conn,
+                &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = ?1 ORDER BY id"),
+                [id],
+                |r| rows::attempt(r),
+            )?;
             Ok(Some((delivery, body, attempts)))
         })
         .await
@@ -837,12 +676,7 @@ impl Store for SqliteStore {
                 params![id, app_id],
                 |r| r.get(0),
             )?;
-            // A delivery in flight is left to finish; any other is due now with a fresh schedule.
-            tx.execute(
-                "UPDATE deliveries SET status = 'pending', round_attempts = 0, next_attempt_at = ?3, updated_at = ?3
-                 WHERE id = ?1 AND app_id = ?2 AND lease_until IS NULL",
-                params![id, app_id, now],
-            )?;
+            tx.execute(&numbered(RESEND_SQL), params![id, app_id, now])?;
             Ok(exists)
         })
         .await
@@ -852,15 +686,13 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let statuses = serde_json::to_string(&statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())
                 .expect("strings serialise");
-            let doomed = tx
-                .prepare_cached(
-                    "SELECT id, event_id FROM deliveries
-                     WHERE status IN (SELECT value FROM json_each(?1)) AND updated_at < ?2 LIMIT ?3",
-                )?
-                .query_map(params![statuses, before, limit as i64], |r| {
-                    Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
-                })?
-                .collect::<rusqlite::Result<Vec<_>>>()?;
+            let doomed = all(
+                tx,
+                "SELECT id, event_id FROM deliveries
+                 WHERE status IN (SELECT value FROM json_each(?1)) AND updated_at < ?2 LIMIT ?3",
+                params![statuses, before, limit as i64],
+                |r| Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)?)),
+            )?;
             let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();
             let ids = json_ids(&ids);
             tx.execute(

@@ -1,0 +1,224 @@
+//! Turning rows into records, once for both backends: each backend lets its row type be read
+//! through [`Columns`], and every `SELECT` lists its columns in the order these readers expect.
+
+use std::str::FromStr;
+
+use bytes::Bytes;
+
+use super::{
+    Account, App, Attempt, AttemptOutcome, Connector, Delivery, LeasedDelivery, StoreError, StoreResult,
+    Subscription, TokenGrant, TokenRecord, User,
+};
+use crate::domain::delivery::{Audit, DeliveryStatus};
+use crate::domain::events::Candidate;
+use crate::domain::tenancy::Permission;
+
+/// Typed access to one row's columns by position.
+pub trait Columns {
+    fn int(&self, index: usize) -> StoreResult<i64>;
+    fn opt_int(&self, index: usize) -> StoreResult<Option<i64>>;
+    fn text(&self, index: usize) -> StoreResult<String>;
+    fn opt_text(&self, index: usize) -> StoreResult<Option<String>>;
+    fn flag(&self, index: usize) -> StoreResult<bool>;
+    fn blob(&self, index: usize) -> StoreResult<Vec<u8>>;
+
+    /// A text column holding one of the domain's string enums.
+    fn parsed<T: FromStr>(&self, index: usize) -> StoreResult<T> {
+        let text = self.text(index)?;
+        text.parse()
+            .map_err(|_| StoreError::Internal(format!("column {index} holds an unexpected value {text:?}")))
+    }
+}
+
+pub const ACCOUNT_COLUMNS: &str = "id, name, edition, created_at";
+
+pub fn account(r: &impl Columns) -> StoreResult<Account> {
+    Ok(Account { id: r.int(0)?, name: r.text(1)?, edition: r.parsed(2)?, created_at: r.int(3)? })
+}
+
+pub const USER_COLUMNS: &str = "id, account_id, name, role, created_at";
+
+pub fn user(r: &impl Columns) -> StoreResult<User> {
+    Ok(User {
+        id: r.int(0)?,
+        account_id: r.int(1)?,
+        name: r.text(2)?,
+        role: r.parsed(3)?,
+        created_at: r.int(4)?,
+    })
+}
+
+pub fn permissions_to_text(permissions: &[Permission]) -> String {
+    permissions.iter().map(|p| p.as_str()).collect::<Vec<_>>().join(",")
+}
+
+/// A token joined with its user and account: `t.*` columns, then the user's, then the edition.
+pub const TOKEN_GRANT_SELECT: &str =
+    "SELECT t.id, t.user_id, t.name, t.lookup_key, t.secret_hash, t.permissions, t.expires_at,
+            t.revoked, t.created_at, u.account_id, u.name, u.role, u.created_at, a.edition
+     FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = u.account_id";
+
+pub fn token_grant(r: &impl Columns) -> StoreResult<TokenGrant> {
+    let token = TokenRecord {
+        id: r.int(0)?,
+        user_id: r.int(1)?,
+        name: r.opt_text(2)?,
+        lookup_key: r.text(3)?,
+        secret_hash: r.blob(4)?,
+        permissions: r.text(5)?.split(',').filter_map(|p| p.parse().ok()).collect(),
+        expires_at: r.opt_int(6)?,
+        revoked: r.flag(7)?,
+        created_at: r.int(8)?,
+    };
+    let user = User {
+        id: token.user_id,
+        account_id: r.int(9)?,
+        name: r.text(10)?,
+        role: r.parsed(11)?,
+        created_at: r.int(12)?,
+    };
+    Ok(TokenGrant { token, user, edition: r.parsed(13)? })
+}
+
+pub const CONNECTOR_COLUMNS: &str = "id, account_id, creator_id, name, created_at";
+
+pub fn connector(r: &impl Columns) -> StoreResult<Connector> {
+    Ok(Connector {
+        id: r.int(0)?,
+        account_id: r.int(1)?,
+        creator_id: r.int(2)?,
+        name: r.text(3)?,
+        created_at: r.int(4)?,
+    })
+}
+
+pub const APP_COLUMNS: &str =
+    "id, account_id, owner_id, app_type, name, connector_id, callback_url, verify_token, created_at, updated_at";
+
+pub fn app(r: &impl Columns) -> StoreResult<App> {
+    Ok(App {
+        id: r.int(0)?,
+        account_id: r.int(1)?,
+        owner_id: r.int(2)?,
+        app_type: r.parsed(3)?,
+        name: r.opt_text(4)?,
+        connector_id: r.opt_int(5)?,
+        callback_url: r.opt_text(6)?,
+        verify_token: r.text(7)?,
+        created_at: r.int(8)?,
+        updated_at: r.int(9)?,
+    })
+}
+
+pub const SUBSCRIPTION_COLUMNS: &str = "id, app_id, event_type, created_at";
+
+pub fn subscription(r: &impl Columns) -> StoreResult<Subscription> {
+    Ok(Subscription { id: r.int(0)?, app_id: r.int(1)?, event_type: r.parsed(2)?, created_at: r.int(3)? })
+}
+
+pub const DELIVERY_COLUMNS: &str = "id, app_id, event_key, event_type, status, attempts, next_attempt_at, \
+     last_status_code, last_error, audit, created_at, updated_at";
+
+pub fn delivery(r: &impl Columns) -> StoreResult<Delivery> {
+    Ok(Delivery {
+        id: r.int(0)?,
+        app_id: r.int(1)?,
+        event_key: r.text(2)?,
+        event_type: r.parsed(3)?,
+        status: r.parsed(4)?,
+        attempts: r.int(5)? as u32,
+        next_attempt_at: r.opt_int(6)?,
+        last_status_code: r.opt_int(7)?.map(|code| code as u16),
+        last_error: r.opt_text(8)?,
+        audit: r.opt_text(9)?.and_then(|text| serde_json::from_str::<Audit>(&text).ok()),
+        created_at: r.int(10)?,
+        updated_at: r.int(11)?,
+    })
+}
+
+pub fn audit_to_text(audit: Option<&Audit>) -> Option<String> {
+    audit.map(|a| serde_json::to_string(a).expect("an audit serialises"))
+}
+
+/// A leased delivery with its app's current URL and token (`d` deliveries, `a` api_apps).
+pub const LEASED_COLUMNS: &str = "d.id, d.app_id, a.app_type, d.event_type, d.event_key, d.body, \
+     COALESCE(a.callback_url, ''), a.verify_token, d.round_attempts";
+
+pub fn leased(r: &impl Columns) -> StoreResult<LeasedDelivery> {
+    Ok(LeasedDelivery {
+        id: r.int(0)?,
+        app_id: r.int(1)?,
+        app_type: r.parsed(2)?,
+        event_type: r.parsed(3)?,
+        event_key: r.text(4)?,
+        body: Bytes::from(r.text(5)?),
+        callback_url: r.text(6)?,
+        verify_token: r.text(7)?,
+        round_attempts: r.int(8)? as u32,
+    })
+}
+
+pub const ATTEMPT_COLUMNS: &str = "at, status_code, latency_ms, error, response_body_prefix, request_headers";
+
+pub fn attempt(r: &impl Columns) -> StoreResult<Attempt> {
+    Ok(Attempt {
+        at: r.int(0)?,
+        status_code: r.opt_int(1)?.map(|code| code as u16),
+        latency_ms: r.int(2)?,
+        error: r.opt_text(3)?,
+        response_body_prefix: r.opt_text(4)?,
+        request_headers: headers_from_json(r.opt_text(5)?),
+    })
+}
+
+/// Request headers as a JSON object.
+pub fn headers_to_json(headers: &[(String, String)]) -> String {
+    let object: serde_json::Map<String, serde_json::Value> =
+        headers.iter().map(|(name, value)| (name.clone(), value.clone().into())).collect();
+    serde_json::Value::Object(object).to_string()
+}
+
+fn headers_from_json(text: Option<String>) -> Vec<(String, String)> {
+    let object =
+        text.and_then(|t| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(&t).ok());
+    object
+        .into_iter()
+        .flatten()
+        .map(|(name, value)| (name, value.as_str().unwrap_or_default().to_owned()))
+        .collect()
+}
+
+/// Routing candidates: apps subscribed to the type, as [`crate::domain::events::Candidate`].
+pub const CANDIDATE_COLUMNS: &str =
+    "a.id, a.app_type, a.account_id, a.connector_id, CASE WHEN a.callback_url IS NULL THEN 0 ELSE 1 END";
+
+pub fn candidate(r: &impl Columns) -> StoreResult<Candidate> {
+    Ok(Candidate {
+        app_id: r.int(0)?,
+        app_type: r.parsed(1)?,
+        account_id: r.int(2)?,
+        connector_id: r.opt_int(3)?,
+        has_callback_url: r.int(4)? == 1,
+    })
+}
+
+/// What an attempt writes into its delivery: the next stage, when it is due (pending only),
+/// and the channel's review (JSON) if any.
+pub fn outcome_values(outcome: &AttemptOutcome) -> (DeliveryStatus, Option<i64>, Option<String>) {
+    match outcome {
+        AttemptOutcome::Succeeded { audit } => {
+            (DeliveryStatus::Succeeded, None, audit_to_text(audit.as_ref()))
+        }
+        AttemptOutcome::Retry { at } => (DeliveryStatus::Pending, Some(*at), None),
+        AttemptOutcome::Failed => (DeliveryStatus::Failed, None, None),
+    }
+}
+
+/// The stage of a new delivery: pending and due at once, or skipped when the app has no URL.
+pub fn initial_stage(app: &Candidate, published_at: i64) -> (DeliveryStatus, Option<i64>) {
+    if app.has_callback_url {
+        (DeliveryStatus::Pending, Some(published_at))
+    } else {
+        (DeliveryStatus::Skipped, None)
+    }
+}
