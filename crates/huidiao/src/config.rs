@@ -22,9 +22,13 @@ pub struct ServeConfig {
     #[arg(long, env = "HUIDIAO_DATA_DIR", default_value = "./huidiao-data")]
     pub data_dir: PathBuf,
 
-    /// A `postgres://` URL switches storage to PostgreSQL (not built yet: refused at start).
+    /// A `postgres://` URL switches storage to PostgreSQL, shared by every node pointed at it.
     #[arg(long, env = "HUIDIAO_DATABASE_URL")]
     pub database_url: Option<String>,
+
+    /// Connections to PostgreSQL this node keeps at most.
+    #[arg(long, env = "HUIDIAO_DATABASE_POOL_SIZE", default_value_t = 16)]
+    pub database_pool_size: usize,
 
     /// Allow callback URLs that point at loopback, private and other non-public addresses.
     /// For development and tests only.

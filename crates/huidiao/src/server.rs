@@ -20,6 +20,7 @@ use crate::domain::paging::PageTokens;
 use crate::domain::tokens::{generate_admin_token, hash_token};
 use crate::ids::{now_ms, IdGenerator};
 use crate::metrics::Metrics;
+use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
 
@@ -98,29 +99,35 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
 /// Opens storage, binds the listener, starts the scheduler and retention, and serves HTTP in
 /// the background. Logs one line when ready.
 pub async fn start(config: ServeConfig) -> Result<Running, String> {
-    if let Some(url) = &config.database_url {
-        let scheme = url.split(':').next().unwrap_or_default();
-        return Err(format!(
-            "--database-url ({scheme}://…) selects PostgreSQL storage, which this build does not have yet; \
-             leave it unset to use the embedded storage in --data-dir"
-        ));
-    }
-    let store = SqliteStore::open(&config.data_dir).map_err(|e| e.to_string())?;
-    let store: Arc<dyn Store> = Arc::new(store);
+    let (store, storage): (Arc<dyn Store>, String) = match &config.database_url {
+        Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+            let store =
+                PostgresStore::connect(url, config.database_pool_size).await.map_err(|e| e.to_string())?;
+            (Arc::new(store), "postgres".to_owned())
+        }
+        Some(_) => return Err("--database-url must be a postgres:// or postgresql:// URL".to_owned()),
+        None => {
+            let store = SqliteStore::open(&config.data_dir).map_err(|e| e.to_string())?;
+            (Arc::new(store), format!("sqlite:{}", config.data_dir.join("huidiao.db").display()))
+        }
+    };
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
     let (admin_token, source) = load_admin_token(config.admin_token.as_deref(), &config.data_dir)?;
     let mut fresh_key = vec![0u8; 32];
     rand::rng().fill_bytes(&mut fresh_key);
     let page_key = store.secret("page_token_key", fresh_key).await.map_err(|e| e.to_string())?;
-    // This node is the only user of embedded storage: leases of a previous run that died are
-    // given back at once instead of waiting for them to expire.
+    // Storage used by this node alone gives back the leases of a previous run that died at once;
+    // shared storage lets them run out, since other nodes may hold leases too.
     let resumed = store.release_all_leases(now_ms()).await.map_err(|e| e.to_string())?;
+    let node = store.node_number().await.map_err(|e| e.to_string())?;
 
     let http = build_client(config.allow_private_callback_urls);
     let metrics = Arc::new(Metrics::default());
     let wake = Wake::default();
     let state = AppState {
         store: store.clone(),
-        ids: Arc::new(IdGenerator::new()),
+        ids: Arc::new(IdGenerator::for_node(node)),
         page_tokens: Arc::new(PageTokens::new(page_key)),
         admin_token_hash: Arc::new(hash_token(&admin_token)),
         http: http.clone(),
@@ -142,9 +149,13 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
 
     let shutdown = CancellationToken::new();
     let settings = config.delivery.scheduler_settings(config.allow_private_callback_urls);
-    let scheduler = Arc::new(Scheduler::new(store.clone(), http, metrics, settings, wake));
+    let scheduler = Arc::new(Scheduler::new(store.clone(), http, metrics, settings, wake.clone()));
     let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
-    let retention = tokio::spawn(config.delivery.retention().run(store, shutdown.clone()));
+    let retention = tokio::spawn(config.delivery.retention().run(store.clone(), shutdown.clone()));
+    let watcher = {
+        let (store, wake, shutdown) = (store.clone(), wake.clone(), shutdown.clone());
+        tokio::spawn(async move { store.watch_wakeups(wake, shutdown).await })
+    };
 
     let admin_token_from = match &source {
         AdminTokenSource::Embedder => "the embedding program".to_owned(),
@@ -153,7 +164,8 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     };
     tracing::info!(
         listen = %addr,
-        storage = %format!("sqlite:{}", config.data_dir.join("huidiao.db").display()),
+        storage = %storage,
+        node,
         admin_token_from = %admin_token_from,
         allow_private_callback_urls = config.allow_private_callback_urls,
         resumed_deliveries = resumed,
@@ -167,6 +179,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             .map_err(|e| format!("server failed: {e}"))?;
         let _ = scheduler.await;
         let _ = retention.await;
+        let _ = watcher.await;
         tracing::info!("huidiao stopped");
         Ok(())
     });

@@ -3,6 +3,7 @@
 //! Every method is one transaction. Ids are made by the caller (see [`crate::ids`]) so that
 //! backends stay simple and ids look the same whichever backend stores them.
 
+pub mod postgres;
 mod rows;
 pub mod sqlite;
 
@@ -11,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use crate::dispatch::Wake;
 use crate::domain::apps::AppType;
 use crate::domain::delivery::{Audit, DeliveryStatus};
 use crate::domain::event_types::EventType;
@@ -18,6 +20,7 @@ use crate::domain::events::NewEvent;
 use crate::domain::paging::PageRequest;
 use crate::domain::tenancy::{Edition, Ownership, Permission, Role, Scope};
 use crate::ids::IdGenerator;
+use tokio_util::sync::CancellationToken;
 
 /// Why a storage call failed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -243,6 +246,16 @@ const RESEND_SQL: &str = "UPDATE deliveries
 pub trait Store: Send + Sync + 'static {
     /// Cheap round trip, for `/readyz`.
     async fn ping(&self) -> StoreResult<()>;
+
+    /// The node number this process makes ids with (see [`IdGenerator::for_node`]): 0 for
+    /// storage used by one node, a fresh number per start for shared storage.
+    async fn node_number(&self) -> StoreResult<i64> {
+        Ok(0)
+    }
+
+    /// Wakes `wake` whenever another node may have made work due, until `shutdown`. Storage used
+    /// by one node has nobody else to hear from.
+    async fn watch_wakeups(&self, _wake: Wake, _shutdown: CancellationToken) {}
 
     /// The named server secret, created from `initial` on first use and the same ever after.
     async fn secret(&self, name: &str, initial: Vec<u8>) -> StoreResult<Vec<u8>>;

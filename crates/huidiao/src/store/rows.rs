@@ -190,7 +190,7 @@ fn headers_from_json(text: Option<String>) -> Vec<(String, String)> {
 
 /// Routing candidates: apps subscribed to the type, as [`crate::domain::events::Candidate`].
 pub const CANDIDATE_COLUMNS: &str =
-    "a.id, a.app_type, a.account_id, a.connector_id, CASE WHEN a.callback_url IS NULL THEN 0 ELSE 1 END";
+    "a.id, a.app_type, a.account_id, a.connector_id, CAST(CASE WHEN a.callback_url IS NULL THEN 0 ELSE 1 END AS BIGINT)";
 
 pub fn candidate(r: &impl Columns) -> StoreResult<Candidate> {
     Ok(Candidate {

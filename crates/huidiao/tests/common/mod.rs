@@ -16,11 +16,73 @@ use serde_json::{json, Value};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// Where a server keeps its data: a temporary data dir, and, when the environment variable
+/// `HUIDIAO_TEST_DATABASE_URL` names a PostgreSQL database, a fresh schema in it. The same tests
+/// thus run against either backend.
+pub struct Storage {
+    pub dir: tempfile::TempDir,
+    pub database_url: Option<String>,
+}
+
+/// Live leases of a node killed in a PostgreSQL test run out this fast; the embedded backend
+/// gives them back at start-up instead.
+const TEST_LEASE_DURATION: &str = "15s";
+
+impl Storage {
+    pub async fn fresh() -> Storage {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let database_url = match std::env::var("HUIDIAO_TEST_DATABASE_URL") {
+            Ok(base) if !base.is_empty() => Some(fresh_schema(&base).await),
+            _ => None,
+        };
+        Storage { dir, database_url }
+    }
+
+    /// Storage for another node on the same database (PostgreSQL only): its own data dir.
+    pub fn shared(&self) -> Storage {
+        assert!(self.database_url.is_some(), "only PostgreSQL storage is shared by nodes");
+        Storage { dir: tempfile::tempdir().expect("temp dir"), database_url: self.database_url.clone() }
+    }
+
+    pub fn is_postgres(&self) -> bool {
+        self.database_url.is_some()
+    }
+
+    /// The statuses of an app's deliveries, read from storage directly (a deleted app's log is
+    /// no longer visible through the API).
+    pub async fn delivery_statuses(&self, app_id: i64) -> Vec<String> {
+        let sql = "SELECT status FROM deliveries WHERE app_id = $1 ORDER BY id";
+        match &self.database_url {
+            Some(url) => {
+                let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
+                tokio::spawn(connection);
+                client.query(sql, &[&app_id]).await.unwrap().iter().map(|r| r.get(0)).collect()
+            }
+            None => {
+                let db = rusqlite::Connection::open(self.dir.path().join("huidiao.db")).unwrap();
+                let mut stmt = db.prepare(&sql.replace('$', "?")).unwrap();
+                stmt.query_map([app_id], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+            }
+        }
+    }
+}
+
+/// Creates a schema of its own for one test's server and answers the URL that selects it.
+async fn fresh_schema(base: &str) -> String {
+    let schema = format!("t_{}", uuid::Uuid::new_v4().simple());
+    let (client, connection) =
+        tokio_postgres::connect(base, tokio_postgres::NoTls).await.expect("PostgreSQL for tests");
+    tokio::spawn(connection);
+    client.batch_execute(&format!("CREATE SCHEMA {schema}")).await.unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    format!("{base}{separator}options=-csearch_path%3D{schema}")
+}
+
 /// A running `huidiao serve`. Killed when dropped; [`Server::stop`] stops it gracefully.
 pub struct Server {
     child: Option<Child>,
     pub base: String,
-    pub data_dir: tempfile::TempDir,
+    pub storage: Storage,
     /// Everything the server logged so far.
     pub log: Arc<Mutex<String>>,
     http: reqwest::Client,
@@ -51,25 +113,31 @@ impl Server {
     }
 
     pub async fn start_with(options: Options) -> Server {
-        let data_dir = tempfile::tempdir().expect("temp dir");
-        Self::start_in(data_dir, options).await
+        Self::start_in(Storage::fresh().await, options).await
     }
 
-    /// Starts the server on `data_dir` (which may hold a previous run's data).
-    pub async fn start_in(data_dir: tempfile::TempDir, options: Options) -> Server {
+    /// Starts the server on `storage` (which may hold a previous run's data).
+    pub async fn start_in(storage: Storage, options: Options) -> Server {
         let mut command = Command::new(env!("CARGO_BIN_EXE_huidiao"));
         command
             .arg("serve")
             .arg("--listen")
             .arg("127.0.0.1:0")
             .arg("--data-dir")
-            .arg(data_dir.path())
+            .arg(storage.dir.path())
             .args(&options.extra_args)
             .env_remove("HUIDIAO_ADMIN_TOKEN")
             .env_remove("HUIDIAO_ALLOW_PRIVATE_CALLBACK_URLS")
+            .env_remove("HUIDIAO_DATABASE_URL")
             .env("HUIDIAO_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        if let Some(url) = &storage.database_url {
+            command.arg("--database-url").arg(url);
+            if !options.extra_args.iter().any(|a| a == "--lease-duration") {
+                command.args(["--lease-duration", TEST_LEASE_DURATION]);
+            }
+        }
         command.envs(options.env.iter().copied());
         if options.allow_private {
             command.arg("--allow-private-callback-urls");
@@ -103,29 +171,33 @@ impl Server {
         Server {
             child: Some(child),
             base: format!("http://{address}"),
-            data_dir,
+            storage,
             log,
             http: reqwest::Client::new(),
         }
     }
 
     /// Sends SIGTERM and waits (off the async runtime, so receivers in this test keep
-    /// answering); returns the exit status code and the data dir.
-    pub async fn stop(mut self) -> (Option<i32>, tempfile::TempDir) {
+    /// answering); returns the exit status code and the storage.
+    pub async fn stop(mut self) -> (Option<i32>, Storage) {
         let mut child = self.child.take().expect("running");
         let _ = Command::new("kill").arg("-TERM").arg(child.id().to_string()).status();
         let status =
             tokio::task::spawn_blocking(move || child.wait()).await.unwrap().expect("wait for huidiao");
-        let dir = std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap());
-        (status.code(), dir)
+        (status.code(), self.take_storage())
     }
 
-    /// Kills the server with SIGKILL, as a crash would, and hands back its data dir.
-    pub fn kill_hard(mut self) -> tempfile::TempDir {
+    /// Kills the server with SIGKILL, as a crash would, and hands back its storage.
+    pub fn kill_hard(mut self) -> Storage {
         let mut child = self.child.take().expect("running");
         child.kill().expect("SIGKILL");
         child.wait().expect("wait for huidiao");
-        std::mem::replace(&mut self.data_dir, tempfile::tempdir().unwrap())
+        self.take_storage()
+    }
+
+    fn take_storage(&mut self) -> Storage {
+        let empty = Storage { dir: tempfile::tempdir().unwrap(), database_url: None };
+        std::mem::replace(&mut self.storage, empty)
     }
 
     pub fn log_text(&self) -> String {
