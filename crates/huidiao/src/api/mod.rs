@@ -2,6 +2,7 @@
 //! Handlers are thin: they extract, call the domain rules and the store, and reply.
 
 pub mod admin;
+pub mod console;
 pub mod coze;
 pub mod deliveries;
 pub mod envelope;
@@ -61,6 +62,7 @@ pub fn router(state: AppState) -> Router {
         .merge(deliveries::routes())
         .merge(admin::routes(limits))
         .merge(service::routes())
+        .merge(console::routes())
         .fallback(unknown_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
