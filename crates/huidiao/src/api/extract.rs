@@ -3,10 +3,10 @@
 
 use std::collections::HashMap;
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
+use http_body_util::BodyExt;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::ToSchema;
@@ -17,24 +17,43 @@ use crate::domain::tokens::{pat_lookup_key, token_matches};
 use crate::error::ApiError;
 use crate::ids::now_ms;
 
+/// The largest body a route accepts, set per router as an extension.
+#[derive(Debug, Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
 /// A JSON body parsed into `T`, with a 4000 naming the problem (syntax, type, missing or unknown
-/// field, invalid UTF-8) and a 413 with the envelope when the body is over the size limit.
+/// field, invalid UTF-8), and a 413 with the envelope when the body is over the route's
+/// [`BodyLimit`]: at once when `Content-Length` announces it, otherwise as soon as the bytes read
+/// pass it (nothing more is buffered).
 pub struct JsonBody<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let bytes = Bytes::from_request(req, state).await.map_err(|rejection| {
-            if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::bad_request(
-                    "request body is larger than this server accepts (see --max-body-bytes)",
-                )
-                .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let limit = req.extensions().get::<BodyLimit>().map_or(usize::MAX, |l| l.0);
+        let too_large = || {
+            ApiError::bad_request(format!(
+                "request body is larger than this server accepts ({limit} bytes; see --max-body-bytes)"
+            ))
+            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+        };
+        let announced = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        if announced.is_some_and(|length| length > limit as u64) {
+            return Err(too_large());
+        }
+        let bytes = http_body_util::Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                too_large()
             } else {
-                ApiError::bad_request(format!("could not read the request body: {}", rejection.body_text()))
+                ApiError::bad_request(format!("could not read the request body: {e}"))
             }
         })?;
+        let bytes = bytes.to_bytes();
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Err(ApiError::bad_request("request body must be a JSON object, and it is empty"));
         }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::{DefaultBodyLimit, Request};
+use axum::Extension;
 use axum::http::{HeaderValue, Method, StatusCode, Uri};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -65,7 +66,10 @@ pub fn router(state: AppState) -> Router {
         .merge(console::routes())
         .fallback(unknown_endpoint)
         .method_not_allowed_fallback(method_not_allowed)
-        .layer(DefaultBodyLimit::max(limits.max_body_bytes))
+        // Bodies are bounded by `extract::JsonBody`, which refuses an announced oversized body before
+        // reading it; axum's own limit would wait for the bytes first.
+        .layer(Extension(extract::BodyLimit(limits.max_body_bytes)))
+        .layer(DefaultBodyLimit::disable())
         .layer(CatchPanicLayer::custom(|_| {
             ApiError::internal("internal error; the server log has the details under this logid")
                 .into_response()

@@ -3,17 +3,17 @@
 pub mod events;
 pub mod tenants;
 
-use axum::extract::DefaultBodyLimit;
 use axum::routing::{delete, post};
-use axum::Router;
+use axum::{Extension, Router};
 
+use super::extract::BodyLimit;
 use super::{AppState, Limits};
 
 pub fn routes(limits: Limits) -> Router<AppState> {
     let publishing = Router::new()
         .route("/admin/v1/events", post(events::publish))
         .route("/admin/v1/events:batch", post(events::publish_batch))
-        .layer(DefaultBodyLimit::max(limits.max_batch_body_bytes));
+        .layer(Extension(BodyLimit(limits.max_batch_body_bytes)));
     Router::new()
         .merge(publishing)
         .route("/admin/v1/accounts", post(tenants::create_account))
