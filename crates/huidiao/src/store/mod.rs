@@ -232,7 +232,7 @@ const RECORD_ATTEMPT_SQL: &str = "UPDATE deliveries SET
         audit = COALESCE($4, audit),
         lease_until = NULL,
         status = CASE WHEN status = 'pending' THEN $5 ELSE status END,
-        next_attempt_at = CASE WHEN status = 'pending' THEN $6 ELSE NULL END,
+        next_attempt_at = CASE WHEN status = 'pending' THEN CAST($6 AS BIGINT) ELSE NULL END,
         updated_at = $7
      WHERE id = $1";
 
