@@ -280,14 +280,17 @@ async fn announce_oversized_body(base: &str, token: &str) -> (String, String) {
         if let Some((headers, body)) = text.split_once("\r\n\r\n") {
             let length = headers
                 .lines()
-                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned()))
+                .find_map(|l| {
+                    l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                })
                 .and_then(|v| v.parse::<usize>().ok())
                 .expect("the answer has a Content-Length");
             if body.len() >= length {
                 return (headers.lines().next().unwrap().to_owned(), body[..length].to_owned());
             }
         }
-        let read = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await.unwrap().unwrap();
+        let read =
+            tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await.unwrap().unwrap();
         assert!(read > 0, "connection closed before the whole answer: {text}");
         reply.extend_from_slice(&chunk[..read]);
     }

@@ -28,6 +28,11 @@ pub struct Storage {
 /// gives them back at start-up instead.
 const TEST_LEASE_DURATION: &str = "15s";
 
+/// The database PostgreSQL-only tests use when neither `HUIDIAO_TEST_DATABASE_URL` nor
+/// `HUIDIAO_PG_URL` (set by `.ci/run` to a database made fresh for the run) names one: the one
+/// every machine of this project runs.
+pub const DEFAULT_TEST_DATABASE: &str = "postgres://root@127.0.0.1:5432/test";
+
 impl Storage {
     pub async fn fresh() -> Storage {
         let dir = tempfile::tempdir().expect("temp dir");
@@ -36,6 +41,21 @@ impl Storage {
             _ => None,
         };
         Storage { dir, database_url }
+    }
+
+    /// PostgreSQL storage whatever the run's backend, for tests of what only shared storage
+    /// does; `through` replaces the database's address (e.g. with a proxy's).
+    pub async fn postgres(through: Option<&str>) -> Storage {
+        let base = ["HUIDIAO_TEST_DATABASE_URL", "HUIDIAO_PG_URL"]
+            .into_iter()
+            .find_map(|name| std::env::var(name).ok().filter(|url| !url.is_empty()))
+            .unwrap_or_else(|| DEFAULT_TEST_DATABASE.to_owned());
+        let url = fresh_schema(&base).await;
+        let url = match through {
+            Some(address) => url.replacen("127.0.0.1:5432", address, 1),
+            None => url,
+        };
+        Storage { dir: tempfile::tempdir().expect("temp dir"), database_url: Some(url) }
     }
 
     /// Storage for another node on the same database (PostgreSQL only): its own data dir.

@@ -61,6 +61,8 @@ struct Shared {
     /// Behaviours for the next requests, one each, before falling back to `behaviour`.
     script: Arc<Mutex<std::collections::VecDeque<Behaviour>>>,
     received: Arc<Mutex<Vec<Received>>>,
+    /// Requests being answered now, and the most there ever were at once.
+    concurrency: Arc<Mutex<(usize, usize)>>,
 }
 
 pub struct Receiver {
@@ -80,6 +82,7 @@ impl Receiver {
             behaviour: Arc::new(Mutex::new(behaviour)),
             script: Arc::default(),
             received: Arc::default(),
+            concurrency: Arc::default(),
         };
         let app = Router::new().fallback(answer).with_state(shared.clone());
         let listener = tokio::net::TcpListener::bind(address).await.expect("bind receiver");
@@ -97,6 +100,11 @@ impl Receiver {
     /// The next requests get these behaviours, one each, then the default again.
     pub fn script(&self, behaviours: Vec<Behaviour>) {
         self.shared.script.lock().unwrap().extend(behaviours);
+    }
+
+    /// The most requests this receiver was ever answering at once.
+    pub fn max_concurrency(&self) -> usize {
+        self.shared.concurrency.lock().unwrap().1
     }
 
     pub fn received(&self) -> Vec<Received> {
@@ -136,6 +144,17 @@ impl Drop for Receiver {
 }
 
 async fn answer(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    {
+        let mut concurrency = shared.concurrency.lock().unwrap();
+        concurrency.0 += 1;
+        concurrency.1 = concurrency.1.max(concurrency.0);
+    }
+    let response = respond(&shared, headers, body).await;
+    shared.concurrency.lock().unwrap().0 -= 1;
+    response
+}
+
+async fn respond(shared: &Shared, headers: HeaderMap, body: Bytes) -> Response {
     let headers: HashMap<String, String> = headers
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))

@@ -1,0 +1,147 @@
+//! What only shared storage does: several nodes on one PostgreSQL, one of them killed mid-run,
+//! and a database that goes away and comes back. These always run on PostgreSQL (the machine's
+//! own, or `HUIDIAO_TEST_DATABASE_URL`), whatever backend the rest of the run uses.
+
+mod common;
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::receiver::{Behaviour, Receiver};
+use common::{Options, Server, Storage};
+use reqwest::Method;
+use serde_json::{json, Value};
+
+fn node_options() -> Options {
+    Options { extra_args: ["--max-in-flight-per-app", "4"].map(String::from).to_vec(), ..Default::default() }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_nodes_share_the_work_and_survive_losing_one() {
+    const EVENTS: usize = 1200;
+    let storage = Storage::postgres(None).await;
+    let (b_storage, c_storage) = (storage.shared(), storage.shared());
+    let a = Server::start_in(storage, node_options()).await;
+    let b = Server::start_in(b_storage, node_options()).await;
+    let c = Server::start_in(c_storage, node_options()).await;
+    let receiver = Receiver::start(Behaviour::Good).await;
+    let t = a.tenant("enterprise", "admin").await;
+    a.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
+    receiver.set(Behaviour::Slow(Duration::from_millis(5)));
+
+    // Publish round-robin over the three nodes, in batches of 100.
+    let nodes = [&a, &b, &c];
+    for batch in 0..EVENTS / 100 {
+        let events: Vec<Value> = (0..100)
+            .map(|i| json!({"event_type": "benefit.usage", "coze_account_id": t.account_id, "event": {"id": format!("{batch}-{i}")}}))
+            .collect();
+        let answer = nodes[batch % 3]
+            .admin(Method::POST, "/admin/v1/events:batch", Some(json!({"events": events})))
+            .await;
+        assert_eq!(answer.ok()["deliveries"], 100);
+    }
+    receiver.wait_for_pushes(200, Duration::from_secs(30)).await;
+    let pushes_before_kill = receiver.pushes().len();
+    b.kill_hard();
+    assert!(pushes_before_kill < EVENTS, "node b died mid-run");
+
+    // Every event arrives at least once; what node b held comes back when its leases run out.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let seen = loop {
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for push in receiver.pushes() {
+            *seen.entry(push.json()["event"]["id"].as_str().unwrap().to_owned()).or_default() += 1;
+        }
+        if seen.len() == EVENTS {
+            break seen;
+        }
+        assert!(Instant::now() < deadline, "only {} of {EVENTS} events arrived", seen.len());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    let duplicates: usize = seen.values().map(|n| n - 1).sum();
+    // Node b could hold at most 2 × --max-in-flight (256) deliveries leased when it died.
+    assert!(duplicates <= 512, "{duplicates} duplicates");
+    // The per-app limit is counted in the database, so it held over all three nodes together.
+    assert!(receiver.max_concurrency() <= 4, "{} concurrent requests to one app", receiver.max_concurrency());
+    // The surviving nodes both delivered: the work is shared, not taken by one node.
+    for node in [&a, &c] {
+        let metrics = reqwest::get(format!("{}/metrics", node.base)).await.unwrap().text().await.unwrap();
+        let succeeded = metrics
+            .lines()
+            .find_map(|l| l.strip_prefix("huidiao_deliveries_total{outcome=\"succeeded\"} "))
+            .and_then(|n| n.parse::<u64>().ok())
+            .unwrap_or(0);
+        assert!(succeeded > 0, "a node delivered nothing:\n{metrics}");
+    }
+}
+
+/// A TCP proxy on 127.0.0.1 in front of PostgreSQL that the test can cut and restore.
+struct Proxy {
+    address: String,
+    running: Arc<Mutex<Option<tokio::task::JoinHandle<()>>>>,
+}
+
+impl Proxy {
+    async fn start() -> Proxy {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap().to_string();
+        let proxy = Proxy { address, running: Arc::default() };
+        proxy.serve(listener);
+        proxy
+    }
+
+    fn serve(&self, listener: tokio::net::TcpListener) {
+        let task = tokio::spawn(async move {
+            let mut connections = tokio::task::JoinSet::new();
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                connections.spawn(async move {
+                    if let Ok(mut outbound) = tokio::net::TcpStream::connect("127.0.0.1:5432").await {
+                        let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                    }
+                });
+            }
+        });
+        *self.running.lock().unwrap() = Some(task);
+    }
+
+    /// Closes the listener and every connection through it.
+    fn cut(&self) {
+        if let Some(task) = self.running.lock().unwrap().take() {
+            task.abort();
+        }
+    }
+
+    async fn restore(&self) {
+        let listener = tokio::net::TcpListener::bind(&self.address).await.unwrap();
+        self.serve(listener);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn requests_answer_5000_while_the_database_is_away_and_recover_after() {
+    let proxy = Proxy::start().await;
+    let server = Server::start_in(Storage::postgres(Some(&proxy.address)).await, Options::default()).await;
+    let t = server.tenant("personal", "member").await;
+    server.call(Method::GET, "/v1/api_apps", Some(&t.token), None).await.ok();
+
+    proxy.cut();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let answer = server.call(Method::GET, "/v1/api_apps", Some(&t.token), None).await;
+    assert!(answer.err(5000, 500).contains("logid"), "{:?}", answer.body);
+    server.call(Method::GET, "/readyz", None, None).await.err(5000, 500);
+    assert_eq!(server.call(Method::GET, "/healthz", None, None).await.ok()["status"], "ok");
+
+    proxy.restore().await;
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let answer = server.call(Method::GET, "/v1/api_apps", Some(&t.token), None).await;
+        if answer.code() == 0 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the node did not recover: {:?}", answer.body);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    server.call(Method::GET, "/readyz", None, None).await.ok();
+    server.normal_app(&t.token, "after the outage").await;
+}
