@@ -253,7 +253,7 @@ async fn insert_event(tx: &Transaction<'_>, event: &NewEvent, ids: &IdGenerator)
              WHERE a.connector_id = ANY($3) AND a.deleted_at IS NULL"
         ),
         &[&event.event_type.as_str(), &event.account_id, &event.connector_ids],
-        |r| rows::candidate(r),
+        rows::candidate,
     )
     .await?;
     let insert = tx
@@ -350,7 +350,7 @@ impl Store for PostgresStore {
     }
 
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
-        self.one(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"), &[&id], |r| rows::user(r)).await
+        self.one(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"), &[&id], rows::user).await
     }
 
     async fn create_token(&self, t: &TokenRecord) -> StoreResult<()> {
@@ -432,7 +432,7 @@ impl Store for PostgresStore {
         self.one(
             &format!("SELECT {APP_COLUMNS} FROM api_apps WHERE id = $1 AND deleted_at IS NULL"),
             &[&id],
-            |r| rows::app(r),
+            rows::app,
         )
         .await
     }
@@ -451,7 +451,7 @@ impl Store for PostgresStore {
                  ORDER BY id DESC LIMIT $4"
             ),
             &[&scope_id, &before_bound(page), &app_type.map(AppType::as_str), &(page.size as i64 + 1)],
-            |r| rows::app(r),
+            rows::app,
         )
         .await
     }
@@ -518,7 +518,7 @@ impl Store for PostgresStore {
                 "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE app_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
             ),
             &[&app_id, &before_bound(page), &(page.size as i64 + 1)],
-            |r| rows::subscription(r),
+            rows::subscription,
         )
         .await
     }
@@ -566,7 +566,7 @@ impl Store for PostgresStore {
                  WHERE d.id = ANY($1) ORDER BY d.id"
             ),
             &[&leased],
-            |r| rows::leased(r),
+            rows::leased,
         )
         .await?;
         tx.commit().await?;
@@ -660,7 +660,7 @@ impl Store for PostgresStore {
                 &filter.event_type.map(EventType::as_str),
                 &(page.size as i64 + 1),
             ],
-            |r| rows::delivery(r),
+            rows::delivery,
         )
         .await
     }
@@ -682,7 +682,7 @@ impl Store for PostgresStore {
             .all(
                 &format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = $1 ORDER BY id"),
                 &[&id],
-                |r| rows::attempt(r),
+                rows::attempt,
             )
             .await?;
         Ok(Some((delivery, body, attempts)))
