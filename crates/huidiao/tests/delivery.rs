@@ -419,3 +419,25 @@ async fn metrics_count_what_happened() {
         assert!(text.contains(line), "{line} missing from:\n{text}");
     }
 }
+
+#[tokio::test]
+async fn retention_prunes_old_deliveries() {
+    let server = Server::start_with(Options {
+        extra_args: ["--retention-succeeded", "1s", "--retention-interval", "500ms"]
+            .map(String::from)
+            .to_vec(),
+        ..Default::default()
+    })
+    .await;
+    let receiver = Receiver::start(Behaviour::Good).await;
+    let t = server.tenant("personal", "member").await;
+    let app = server.receiving_app(&t.token, &receiver.url, &["bot.deleted"]).await;
+    server.publish(json!({"event_type": "bot.deleted", "coze_account_id": t.account_id, "event": {}})).await;
+    server.wait_for_status(&t.token, &app, "succeeded", Duration::from_secs(5)).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.deliveries(&t.token, &app, "").await.is_empty() {
+        assert!(Instant::now() < deadline, "the succeeded delivery was never pruned");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(server.log_text().contains("pruned old deliveries"));
+}

@@ -22,13 +22,27 @@ async fn three_nodes_share_the_work_and_survive_losing_one() {
     const EVENTS: usize = 1200;
     let storage = Storage::postgres(None).await;
     let (b_storage, c_storage) = (storage.shared(), storage.shared());
-    let a = Server::start_in(storage, node_options()).await;
-    let b = Server::start_in(b_storage, node_options()).await;
-    let c = Server::start_in(c_storage, node_options()).await;
+    // All three start at once on an empty schema: migrations must not trip over each other.
+    let (a, b, c) = tokio::join!(
+        Server::start_in(storage, node_options()),
+        Server::start_in(b_storage, node_options()),
+        Server::start_in(c_storage, node_options()),
+    );
     let receiver = Receiver::start(Behaviour::Good).await;
     let t = a.tenant("enterprise", "admin").await;
     a.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
     receiver.set(Behaviour::Slow(Duration::from_millis(5)));
+
+    // Ids are unique over the nodes, and a page token from one node is valid on another.
+    let second = b.normal_app(&t.token, "made on b").await;
+    let third = c.normal_app(&t.token, "made on c").await;
+    assert_ne!(second["id"], third["id"]);
+    let page = a.call(Method::GET, "/v1/api_apps?page_size=1", Some(&t.token), None).await.ok();
+    let next = page["next_page_token"].as_str().unwrap();
+    let rest = c
+        .call(Method::GET, &format!("/v1/api_apps?page_size=50&page_token={next}"), Some(&t.token), None)
+        .await;
+    assert_eq!(rest.ok()["items"].as_array().unwrap().len(), 2);
 
     // Publish round-robin over the three nodes, in batches of 100.
     let nodes = [&a, &b, &c];
