@@ -201,15 +201,7 @@ async fn list_pages_newest_first_and_filters() {
             .push(server.normal_app(&t.token, &format!("app {i}")).await["id"].as_str().unwrap().to_owned());
     }
     let connector_id = server.connector(&t.user_id, "chan").await;
-    let connector_app = server
-        .call(
-            Method::POST,
-            "/v1/api_apps",
-            Some(&t.token),
-            Some(json!({"app_type": "connector", "connector_id": connector_id})),
-        )
-        .await
-        .ok();
+    let connector_app = server.connector_app(&t.token, &connector_id).await;
 
     let mut seen = Vec::new();
     let mut token = String::new();
@@ -363,15 +355,7 @@ async fn connector_apps_cannot_take_plugin_scale_events() {
     let server = Server::start().await;
     let t = server.tenant("personal", "member").await;
     let connector_id = server.connector(&t.user_id, "chan").await;
-    let app = server
-        .call(
-            Method::POST,
-            "/v1/api_apps",
-            Some(&t.token),
-            Some(json!({"app_type": "connector", "connector_id": connector_id})),
-        )
-        .await
-        .ok();
+    let app = server.connector_app(&t.token, &connector_id).await;
     let path = format!("/v1/api_apps/{}/events", app["id"].as_str().unwrap());
     let token = Some(t.token.as_str());
     for t in ["benefit.plugin.scale.requested", "benefit.plugin.scale.expired"] {

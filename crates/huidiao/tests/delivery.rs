@@ -119,15 +119,7 @@ async fn routing_normal_and_connector_apps() {
     server.receiving_app(&owner.token, &unsubscribed.url, &["bot.deleted"]).await;
     server.receiving_app(&stranger.token, &elsewhere.url, &["bot.published"]).await;
     let connector = server.connector(&channel_owner.user_id, "渠道").await;
-    let connector_app = server
-        .call(
-            Method::POST,
-            "/v1/api_apps",
-            Some(&channel_owner.token),
-            Some(json!({"app_type": "connector", "connector_id": connector})),
-        )
-        .await
-        .ok();
+    let connector_app = server.connector_app(&channel_owner.token, &connector).await;
     server
         .point(&channel_owner.token, &connector_app, &channel.url, &["bot.published", "bot.unpublished"])
         .await;

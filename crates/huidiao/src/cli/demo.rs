@@ -229,7 +229,7 @@ async fn walk_through(
         "  callback URL verified (signed url_verification challenge echoed); subscribed to all 6 event types"
     );
 
-    for event_type in EventType::ALL {
+    for &event_type in EventType::ALL {
         let body = json!({"event_type": event_type.as_str(), "coze_account_id": account_id, "event": sample_event(event_type)});
         client.call(Method::POST, "/admin/v1/events", admin, Some(body)).await?;
     }

@@ -1,8 +1,5 @@
 //! Callback apps: their types, names, and which event types each may subscribe to.
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::domain::event_types::EventType;
 use crate::error::ApiError;
 
@@ -13,31 +10,7 @@ pub enum AppType {
     Connector,
 }
 
-impl AppType {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            AppType::Normal => "normal",
-            AppType::Connector => "connector",
-        }
-    }
-}
-
-impl FromStr for AppType {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        match s {
-            "normal" => Ok(AppType::Normal),
-            "connector" => Ok(AppType::Connector),
-            _ => Err(()),
-        }
-    }
-}
-
-impl fmt::Display for AppType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+string_enum!(AppType { Normal => "normal", Connector => "connector" });
 
 /// Parses `app_type`, in a body or a query string.
 pub fn parse_app_type(raw: &str) -> Result<AppType, ApiError> {
@@ -93,7 +66,7 @@ mod tests {
 
     #[test]
     fn connector_apps_cannot_take_plugin_scale_events() {
-        assert!(check_subscribable(AppType::Normal, &EventType::ALL).is_ok());
+        assert!(check_subscribable(AppType::Normal, EventType::ALL).is_ok());
         assert!(check_subscribable(AppType::Connector, &[EventType::BotPublished, EventType::BenefitUsage])
             .is_ok());
         assert!(check_subscribable(AppType::Connector, &[EventType::PluginScaleExpired]).is_err());

@@ -1,7 +1,5 @@
 //! A delivery's life: its stages, how long a receiver has to answer, and what its answer means.
 
-use std::fmt;
-use std::str::FromStr;
 use std::time::Duration;
 
 use serde::Serialize;
@@ -20,38 +18,13 @@ pub enum DeliveryStatus {
     Skipped,
 }
 
-impl DeliveryStatus {
-    pub const ALL: [DeliveryStatus; 5] = [
-        DeliveryStatus::Pending,
-        DeliveryStatus::Succeeded,
-        DeliveryStatus::Failed,
-        DeliveryStatus::Cancelled,
-        DeliveryStatus::Skipped,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            DeliveryStatus::Pending => "pending",
-            DeliveryStatus::Succeeded => "succeeded",
-            DeliveryStatus::Failed => "failed",
-            DeliveryStatus::Cancelled => "cancelled",
-            DeliveryStatus::Skipped => "skipped",
-        }
-    }
-}
-
-impl FromStr for DeliveryStatus {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        DeliveryStatus::ALL.into_iter().find(|status| status.as_str() == s).ok_or(())
-    }
-}
-
-impl fmt::Display for DeliveryStatus {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+string_enum!(DeliveryStatus {
+    Pending => "pending",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Cancelled => "cancelled",
+    Skipped => "skipped",
+});
 
 /// How long a receiver has to answer [Coze]: 3 s, and 10 s for `bot.published` to a connector
 /// app, whose answer carries the channel's review.
@@ -123,7 +96,7 @@ mod tests {
 
     #[test]
     fn statuses() {
-        for s in DeliveryStatus::ALL {
+        for &s in DeliveryStatus::ALL {
             assert_eq!(s.as_str().parse::<DeliveryStatus>(), Ok(s));
         }
         assert!(is_success(200) && is_success(204) && !is_success(301) && !is_success(500));

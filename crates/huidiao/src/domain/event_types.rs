@@ -1,8 +1,5 @@
 //! The event types a callback app can subscribe to (coze-callbacks.md §3–§4).
 
-use std::fmt;
-use std::str::FromStr;
-
 use crate::error::ApiError;
 
 /// One of the six subscribable event types. `url_verification` is not one: it is only ever sent
@@ -17,27 +14,16 @@ pub enum EventType {
     PluginScaleExpired,
 }
 
+string_enum!(EventType {
+    BotPublished => "bot.published",
+    BotDeleted => "bot.deleted",
+    BotUnpublished => "bot.unpublished",
+    BenefitUsage => "benefit.usage",
+    PluginScaleRequested => "benefit.plugin.scale.requested",
+    PluginScaleExpired => "benefit.plugin.scale.expired",
+});
+
 impl EventType {
-    pub const ALL: [EventType; 6] = [
-        EventType::BotPublished,
-        EventType::BotDeleted,
-        EventType::BotUnpublished,
-        EventType::BenefitUsage,
-        EventType::PluginScaleRequested,
-        EventType::PluginScaleExpired,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            EventType::BotPublished => "bot.published",
-            EventType::BotDeleted => "bot.deleted",
-            EventType::BotUnpublished => "bot.unpublished",
-            EventType::BenefitUsage => "benefit.usage",
-            EventType::PluginScaleRequested => "benefit.plugin.scale.requested",
-            EventType::PluginScaleExpired => "benefit.plugin.scale.expired",
-        }
-    }
-
     /// The Chinese description shown in subscription lists, in the style of Coze's own
     /// (`bot.deleted` → "智能体已被所有者删除").
     pub fn description(self) -> &'static str {
@@ -57,21 +43,8 @@ impl EventType {
     }
 }
 
-impl FromStr for EventType {
-    type Err = ();
-    fn from_str(s: &str) -> Result<Self, ()> {
-        EventType::ALL.into_iter().find(|t| t.as_str() == s).ok_or(())
-    }
-}
-
-impl fmt::Display for EventType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 fn known_types() -> String {
-    EventType::ALL.map(EventType::as_str).join(", ")
+    EventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
 }
 
 /// Parses one event type, with an error that lists the valid ones.
@@ -102,7 +75,7 @@ mod tests {
 
     #[test]
     fn parse_all_and_reject_unknown() {
-        for t in EventType::ALL {
+        for &t in EventType::ALL {
             assert_eq!(parse_event_type(t.as_str()).unwrap(), t);
         }
         let err = parse_event_type("bot.renamed").unwrap_err();

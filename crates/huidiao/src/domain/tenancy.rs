@@ -1,8 +1,5 @@
 //! Accounts, roles, permissions, and who may do what (coze-callbacks.md §2).
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 use crate::error::ApiError;
@@ -40,31 +37,6 @@ pub enum Permission {
     SubscribeApiAppEvent,
     #[serde(rename = "unsubscribeApiAppEvent")]
     UnsubscribeApiAppEvent,
-}
-
-macro_rules! string_enum {
-    ($ty:ty { $($variant:ident => $text:literal),+ $(,)? }) => {
-        impl $ty {
-            pub const ALL: &'static [$ty] = &[$(<$ty>::$variant),+];
-
-            pub fn as_str(self) -> &'static str {
-                match self { $(<$ty>::$variant => $text),+ }
-            }
-        }
-
-        impl FromStr for $ty {
-            type Err = ();
-            fn from_str(s: &str) -> Result<Self, ()> {
-                match s { $($text => Ok(<$ty>::$variant),)+ _ => Err(()) }
-            }
-        }
-
-        impl fmt::Display for $ty {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
 }
 
 string_enum!(Edition { Personal => "personal", Team => "team", Enterprise => "enterprise" });

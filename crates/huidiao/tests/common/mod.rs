@@ -299,7 +299,13 @@ impl Server {
         answer.ok()["id"].as_str().unwrap().to_owned()
     }
 
-    /// Creates a normal app and answers its id.
+    /// Creates the connector app of a connector and answers it.
+    pub async fn connector_app(&self, token: &str, connector_id: &str) -> Value {
+        let body = json!({"app_type": "connector", "connector_id": connector_id});
+        self.call(Method::POST, "/v1/api_apps", Some(token), Some(body)).await.ok()
+    }
+
+    /// Creates a normal app and answers it.
     pub async fn normal_app(&self, token: &str, name: &str) -> Value {
         self.call(
             Method::POST,
