@@ -40,6 +40,15 @@ pub struct ServeConfig {
     #[arg(long, env = "HUIDIAO_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Requests per second each token (and the admin token) may make, per node; 0 is no limit.
+    /// Over it, requests answer code 4013 (HTTP 429) with `Retry-After`.
+    #[arg(long, env = "HUIDIAO_RATE_LIMIT_PER_TOKEN", default_value_t = 100)]
+    pub rate_limit_per_token: u32,
+
+    /// Requests a token may make at once above its steady rate.
+    #[arg(long, env = "HUIDIAO_RATE_LIMIT_BURST", default_value_t = 200)]
+    pub rate_limit_burst: u32,
+
     #[command(flatten)]
     pub delivery: DeliveryConfig,
 

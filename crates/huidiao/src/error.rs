@@ -36,11 +36,13 @@ pub struct ApiError {
     pub code: ErrorCode,
     pub msg: String,
     pub status: StatusCode,
+    /// Seconds to wait before trying again, sent as `Retry-After` (rate limiting).
+    pub retry_after: Option<u64>,
 }
 
 impl ApiError {
     pub fn new(code: ErrorCode, msg: impl Into<String>) -> Self {
-        ApiError { code, msg: msg.into(), status: code.http_status() }
+        ApiError { code, msg: msg.into(), status: code.http_status(), retry_after: None }
     }
 
     pub fn bad_request(msg: impl Into<String>) -> Self {
@@ -61,6 +63,11 @@ impl ApiError {
 
     pub fn internal(msg: impl Into<String>) -> Self {
         Self::new(ErrorCode::Internal, msg)
+    }
+
+    /// 4013: too many requests; try again after `retry_after` seconds.
+    pub fn rate_limited(msg: impl Into<String>, retry_after: u64) -> Self {
+        ApiError { retry_after: Some(retry_after), ..Self::new(ErrorCode::RateLimited, msg) }
     }
 
     /// Keeps the code but answers a more precise HTTP status.

@@ -11,6 +11,7 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::rate_limit::RateLimits;
 use crate::api::{self, AppState, Limits};
 use crate::config::{ServeConfig, ADMIN_TOKEN_ENV};
 use crate::dispatch::guard::build_client;
@@ -134,6 +135,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         allow_private_callback_urls: config.allow_private_callback_urls,
         metrics: metrics.clone(),
         wake: wake.clone(),
+        rate_limits: Arc::new(RateLimits::new(config.rate_limit_per_token, config.rate_limit_burst)),
         limits: Limits {
             max_body_bytes: config.max_body_bytes,
             max_batch_body_bytes: config.delivery.max_batch_body_bytes,

@@ -201,3 +201,29 @@ async fn revoked_and_expired_tokens_stop_working() {
         .err(4100, 401)
         .contains("expired"));
 }
+
+#[tokio::test]
+async fn each_token_is_rate_limited_on_its_own() {
+    let options = common::Options {
+        extra_args: ["--rate-limit-per-token", "2", "--rate-limit-burst", "5"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let server = Server::start_with(options).await;
+    let busy = server.tenant("personal", "member").await;
+    let quiet = server.token(&busy.user_id, None).await;
+    let mut limited = None;
+    for _ in 0..10 {
+        let answer = server.call(Method::GET, "/v1/api_apps", Some(&busy.token), None).await;
+        if answer.code() != 0 {
+            limited = Some(answer);
+            break;
+        }
+    }
+    let limited = limited.expect("ten requests at once go over 2 per second with bursts of 5 (the admin token made four for the setup)");
+    assert!(limited.err(4013, 429).contains("try again"));
+    let wait: u64 = limited.retry_after.as_deref().expect("Retry-After").parse().unwrap();
+    assert!((1..=2).contains(&wait));
+    server.call(Method::GET, "/v1/api_apps", Some(&quiet), None).await.ok();
+    tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
+    server.call(Method::GET, "/v1/api_apps", Some(&busy.token), None).await.ok();
+}

@@ -65,7 +65,11 @@ impl<T: Serialize> IntoResponse for Reply<T> {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        envelope::<()>(self.status, self.code as i32, &self.msg, None)
+        let mut response = envelope::<()>(self.status, self.code as i32, &self.msg, None);
+        if let Some(seconds) = self.retry_after {
+            response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        response
     }
 }
 

@@ -11,6 +11,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use utoipa::ToSchema;
 
+use super::rate_limit::RateKey;
 use super::AppState;
 use crate::domain::tenancy::Caller;
 use crate::domain::tokens::{pat_lookup_key, token_matches};
@@ -158,6 +159,7 @@ impl FromRequestParts<AppState> for Caller {
         let token = bearer(parts)?;
         let caller = authenticate_pat(state, token).await?;
         tracing::Span::current().record("token_id", caller.token_id);
+        state.rate_limits.check(RateKey::Token(caller.token_id))?;
         Ok(caller)
     }
 }
@@ -171,6 +173,7 @@ impl FromRequestParts<AppState> for Operator {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let token = bearer(parts)?;
         if token_matches(token, &state.admin_token_hash) {
+            state.rate_limits.check(RateKey::Admin)?;
             return Ok(Operator);
         }
         if authenticate_pat(state, token).await.is_ok() {

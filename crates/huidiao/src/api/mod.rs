@@ -8,6 +8,7 @@ pub mod deliveries;
 pub mod envelope;
 pub mod extract;
 pub mod openapi;
+pub mod rate_limit;
 pub mod service;
 
 use std::sync::Arc;
@@ -45,6 +46,7 @@ pub struct AppState {
     /// Wakes the delivery scheduler after a publish or a resend.
     pub wake: Wake,
     pub limits: Limits,
+    pub rate_limits: Arc<rate_limit::RateLimits>,
 }
 
 /// Size limits of what clients send.

@@ -390,16 +390,18 @@ pub struct Tenant {
 pub struct Answer {
     pub status: StatusCode,
     pub logid_header: Option<String>,
+    pub retry_after: Option<String>,
     pub body: Value,
 }
 
 impl Answer {
     async fn read(response: reqwest::Response) -> Answer {
         let status = response.status();
-        let logid_header = response.headers().get("x-tt-logid").map(|v| v.to_str().unwrap().to_owned());
+        let header = |name: &str| response.headers().get(name).map(|v| v.to_str().unwrap().to_owned());
+        let (logid_header, retry_after) = (header("x-tt-logid"), header("retry-after"));
         let text = response.text().await.expect("body");
         let body = serde_json::from_str(&text).unwrap_or_else(|_| panic!("not JSON ({status}): {text}"));
-        Answer { status, logid_header, body }
+        Answer { status, logid_header, retry_after, body }
     }
 
     pub fn code(&self) -> i64 {
