@@ -106,6 +106,9 @@ pub struct Server {
     /// Everything the server logged so far.
     pub log: Arc<Mutex<String>>,
     http: reqwest::Client,
+    /// Every secret the server handed out to this test (tokens, verify tokens), none of which may
+    /// ever appear in its log: checked when the server goes away, so every test checks it.
+    secrets: Mutex<Vec<String>>,
 }
 
 /// How to start a server.
@@ -194,6 +197,7 @@ impl Server {
             storage,
             log,
             http: reqwest::Client::new(),
+            secrets: Mutex::new(options.admin_token.into_iter().map(str::to_owned).collect()),
         }
     }
 
@@ -233,7 +237,9 @@ impl Server {
         if let Some(body) = body {
             request = request.json(&body);
         }
-        Answer::read(request.send().await.expect("request reaches huidiao")).await
+        let answer = Answer::read(request.send().await.expect("request reaches huidiao")).await;
+        collect_secrets(&answer.body, &mut self.secrets.lock().unwrap());
+        answer
     }
 
     /// A request with a raw body, for malformed input.
@@ -377,6 +383,28 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
+        if !std::thread::panicking() {
+            let log = self.log_text();
+            for secret in self.secrets.lock().unwrap().iter() {
+                assert!(!log.contains(secret.as_str()), "a secret the server handed out is in its log");
+            }
+        }
+    }
+}
+
+/// Adds the values of every `token` and `verify_token` field in an answer to `secrets`.
+fn collect_secrets(value: &Value, secrets: &mut Vec<String>) {
+    match value {
+        Value::Object(fields) => {
+            for (name, field) in fields {
+                match (name.as_str(), field) {
+                    ("token" | "verify_token", Value::String(secret)) => secrets.push(secret.clone()),
+                    _ => collect_secrets(field, secrets),
+                }
+            }
+        }
+        Value::Array(items) => items.iter().for_each(|item| collect_secrets(item, secrets)),
+        _ => {}
     }
 }
 
