@@ -77,7 +77,7 @@ impl Scheduler {
     /// records them, and gives back any lease still held.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
         let (results_tx, results_rx) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(self.clone().record(results_rx));
+        let recorder = tokio::spawn(self.clone().record(results_rx, shutdown.clone()));
         let tracker = TaskTracker::new();
         while !shutdown.is_cancelled() {
             let leased = self.lease_once().await;
@@ -184,14 +184,26 @@ impl Scheduler {
 
     /// Records results in batches: whatever arrived while the previous batch was being written
     /// goes into the next transaction. A failed write is retried, so no result is dropped while
-    /// the process lives; if it dies, the leases expire and the deliveries are sent again.
-    async fn record(self: Arc<Self>, mut results: mpsc::UnboundedReceiver<AttemptResult>) {
+    /// the process runs; at shutdown it gives up after a few tries rather than hang, and the
+    /// leases, which it still holds, expire and the deliveries are sent again (at least once).
+    async fn record(
+        self: Arc<Self>,
+        mut results: mpsc::UnboundedReceiver<AttemptResult>,
+        shutdown: CancellationToken,
+    ) {
+        const TRIES_AT_SHUTDOWN: u32 = 3;
         let mut batch = Vec::with_capacity(RECORD_BATCH);
         while results.recv_many(&mut batch, RECORD_BATCH).await > 0 {
             let records: Vec<AttemptResult> = std::mem::take(&mut batch);
             let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
             let mut backoff = Duration::from_millis(50);
+            let mut tries = 0;
             while let Err(e) = self.store.record_attempts(records.clone()).await {
+                tries += 1;
+                if shutdown.is_cancelled() && tries >= TRIES_AT_SHUTDOWN {
+                    tracing::error!(error = %e, "could not record attempts before stopping; they will be sent again");
+                    return;
+                }
                 tracing::error!(error = %e, "recording attempts failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
