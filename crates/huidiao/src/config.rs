@@ -40,6 +40,10 @@ pub struct ServeConfig {
     #[arg(long, env = "HUIDIAO_MAX_BODY_BYTES", default_value_t = 1024 * 1024)]
     pub max_body_bytes: usize,
 
+    /// Live callback apps one account may have.
+    #[arg(long, env = "HUIDIAO_MAX_APPS_PER_ACCOUNT", default_value_t = 1000)]
+    pub max_apps_per_account: i64,
+
     /// Requests per second each token (and the admin token) may make, per node; 0 is no limit.
     /// Over it, requests answer code 4013 (HTTP 429) with `Retry-After`.
     #[arg(long, env = "HUIDIAO_RATE_LIMIT_PER_TOKEN", default_value_t = 100)]

@@ -137,6 +137,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         wake: wake.clone(),
         rate_limits: Arc::new(RateLimits::new(config.rate_limit_per_token, config.rate_limit_burst)),
         limits: Limits {
+            max_apps_per_account: config.max_apps_per_account,
             max_body_bytes: config.max_body_bytes,
             max_batch_body_bytes: config.delivery.max_batch_body_bytes,
             max_event_bytes: config.delivery.max_event_bytes,

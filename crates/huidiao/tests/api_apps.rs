@@ -384,3 +384,21 @@ async fn private_targets_allowed_by_environment() {
     let path = format!("/v1/api_apps/{}", app["id"].as_str().unwrap());
     server.call(Method::PUT, &path, Some(&t.token), Some(json!({"callback_url": receiver.url}))).await.ok();
 }
+
+#[tokio::test]
+async fn apps_per_account_are_limited() {
+    let options = common::Options {
+        extra_args: ["--max-apps-per-account", "2"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let server = Server::start_with(options).await;
+    let t = server.tenant("personal", "member").await;
+    let first = server.normal_app(&t.token, "one").await;
+    server.normal_app(&t.token, "two").await;
+    let third = json!({"app_type": "normal", "name": "three"});
+    let answer = server.call(Method::POST, "/v1/api_apps", Some(&t.token), Some(third.clone())).await;
+    assert!(answer.err(4000, 400).contains("most allowed"));
+    let path = format!("/v1/api_apps/{}", first["id"].as_str().unwrap());
+    server.call(Method::DELETE, &path, Some(&t.token), None).await.ok();
+    server.call(Method::POST, "/v1/api_apps", Some(&t.token), Some(third)).await.ok();
+}

@@ -52,6 +52,7 @@ pub struct AppState {
 /// Size limits of what clients send.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
+    pub max_apps_per_account: i64,
     pub max_body_bytes: usize,
     pub max_batch_body_bytes: usize,
     pub max_event_bytes: usize,

@@ -43,6 +43,9 @@ impl EventType {
     }
 }
 
+/// Most entries one `event_types` list may have (there are six types; repeats are allowed).
+pub const MAX_EVENT_TYPES_LISTED: usize = 64;
+
 fn known_types() -> String {
     EventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
 }
@@ -61,6 +64,12 @@ pub fn parse_event_types(raw: &[String]) -> Result<Vec<EventType>, ApiError> {
         return Err(ApiError::bad_request(format!(
             "event_types must list at least one event type; known types are: {}",
             known_types()
+        )));
+    }
+    if raw.len() > MAX_EVENT_TYPES_LISTED {
+        return Err(ApiError::bad_request(format!(
+            "event_types lists {} entries; at most {MAX_EVENT_TYPES_LISTED} are accepted",
+            raw.len()
         )));
     }
     let mut types = raw.iter().map(|t| parse_event_type(t)).collect::<Result<Vec<_>, _>>()?;
@@ -89,6 +98,7 @@ mod tests {
         let got = parse_event_types(&["bot.deleted".into(), "bot.deleted".into()]).unwrap();
         assert_eq!(got, vec![EventType::BotDeleted]);
         assert!(parse_event_types(&["bot.deleted".into(), "nope".into()]).is_err());
+        assert!(parse_event_types(&vec!["bot.deleted".to_owned(); 65]).unwrap_err().msg.contains("64"));
     }
 
     #[test]

@@ -279,6 +279,8 @@ pub trait Store: Send + Sync + 'static {
     async fn create_app(&self, app: &App) -> StoreResult<()>;
     /// A live (not deleted) app.
     async fn get_app(&self, id: i64) -> StoreResult<Option<App>>;
+    /// How many live apps an account has.
+    async fn count_apps(&self, account_id: i64) -> StoreResult<i64>;
     /// Live apps in `scope`, newest first, at most `page.size + 1` of them.
     async fn list_apps(
         &self,

@@ -437,6 +437,17 @@ impl Store for PostgresStore {
         .await
     }
 
+    async fn count_apps(&self, account_id: i64) -> StoreResult<i64> {
+        Ok(self
+            .one(
+                "SELECT COUNT(*) FROM api_apps WHERE account_id = $1 AND deleted_at IS NULL",
+                &[&account_id],
+                |r| rows::Columns::int(r, 0),
+            )
+            .await?
+            .unwrap_or(0))
+    }
+
     async fn list_apps(
         &self,
         scope: Scope,

@@ -419,6 +419,17 @@ impl Store for SqliteStore {
         .await
     }
 
+    async fn count_apps(&self, account_id: i64) -> StoreResult<i64> {
+        self.read(move |conn| {
+            Ok(conn.query_row(
+                "SELECT COUNT(*) FROM api_apps WHERE account_id = ?1 AND deleted_at IS NULL",
+                [account_id],
+                |r| r.get(0),
+            )?)
+        })
+        .await
+    }
+
     async fn list_apps(
         &self,
         scope: Scope,

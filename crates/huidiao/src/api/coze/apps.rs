@@ -101,6 +101,12 @@ pub async fn create(
             (connector.name, Some(connector_id))
         }
     };
+    let limit = state.limits.max_apps_per_account;
+    if state.store.count_apps(caller.account_id).await? >= limit {
+        return Err(ApiError::bad_request(format!(
+            "this account already has {limit} callback apps, the most allowed; delete one first"
+        )));
+    }
     let now = now_ms();
     let app = App {
         id: state.ids.next_id(),
