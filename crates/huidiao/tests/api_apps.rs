@@ -294,14 +294,7 @@ async fn subscriptions() {
     let path = format!("/v1/api_apps/{id}/events");
     let token = Some(t.token.as_str());
 
-    let all = [
-        "bot.published",
-        "bot.deleted",
-        "bot.unpublished",
-        "benefit.usage",
-        "benefit.plugin.scale.requested",
-        "benefit.plugin.scale.expired",
-    ];
+    let all = common::EVENT_TYPES;
     let answer = server.call(Method::POST, &path, token, Some(json!({"event_types": all}))).await;
     assert!(answer.ok().is_null());
     // Idempotent: subscribing again changes nothing.

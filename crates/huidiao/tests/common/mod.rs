@@ -16,6 +16,16 @@ use serde_json::{json, Value};
 
 pub const ADMIN_TOKEN: &str = "test-admin-token-0123456789";
 
+/// The six event types, as the spec names them.
+pub const EVENT_TYPES: [&str; 6] = [
+    "bot.published",
+    "bot.deleted",
+    "bot.unpublished",
+    "benefit.usage",
+    "benefit.plugin.scale.requested",
+    "benefit.plugin.scale.expired",
+];
+
 /// Where a server keeps its data: a temporary data dir, and, when the environment variable
 /// `HUIDIAO_TEST_DATABASE_URL` names a PostgreSQL database, a fresh schema in it. The same tests
 /// thus run against either backend.
