@@ -1,0 +1,128 @@
+//! The server's HTTP API as the benchmark uses it: the operator sets up tenants and publishes
+//! (admin token), a developer sets up apps (PAT). Every answer is checked for code 0.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use crate::events::EVENT_TYPE;
+use crate::Error;
+
+/// An account with one user and a PAT of that user.
+#[derive(Clone)]
+pub struct Tenant {
+    pub account_id: String,
+    pub pat: String,
+}
+
+#[derive(Clone)]
+pub struct Api {
+    http: reqwest::Client,
+    base_url: String,
+    admin_token: String,
+}
+
+impl Api {
+    pub fn new(base_url: &str, admin_token: &str) -> Self {
+        let http = reqwest::Client::builder()
+            .timeout(Duration::from_secs(60))
+            .build()
+            .expect("a static client configuration is valid");
+        Api { http, base_url: base_url.to_owned(), admin_token: admin_token.to_owned() }
+    }
+
+    /// Sends one request and answers its envelope's `data`; a non-zero code is an error.
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Result<Value, Error> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base_url)).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let envelope: Value = request.send().await?.json().await?;
+        if envelope["code"] != 0 {
+            return Err(format!("{path}: {envelope}").into());
+        }
+        Ok(envelope["data"].clone())
+    }
+
+    fn id(data: &Value, path: &str) -> Result<String, Error> {
+        data["id"].as_str().map(str::to_owned).ok_or_else(|| format!("{path}: no id in {data}").into())
+    }
+
+    /// An account, its user, and a PAT with every permission.
+    pub async fn tenant(&self, name: &str) -> Result<Tenant, Error> {
+        let admin = &self.admin_token;
+        let account = self
+            .call(
+                reqwest::Method::POST,
+                "/admin/v1/accounts",
+                admin,
+                Some(&json!({"name": name, "edition": "personal"})),
+            )
+            .await?;
+        let account_id = Self::id(&account, "accounts")?;
+        let path = format!("/admin/v1/accounts/{account_id}/users");
+        let user = self.call(reqwest::Method::POST, &path, admin, Some(&json!({"name": name}))).await?;
+        let user_id = Self::id(&user, "users")?;
+        let path = format!("/admin/v1/users/{user_id}/tokens");
+        let token = self.call(reqwest::Method::POST, &path, admin, Some(&json!({}))).await?;
+        let pat = token["token"].as_str().ok_or("no token in the answer")?.to_owned();
+        Ok(Tenant { account_id, pat })
+    }
+
+    /// `POST /v1/api_apps`: a normal app; answers its id.
+    pub async fn create_app(&self, tenant: &Tenant, name: &str) -> Result<String, Error> {
+        let body = json!({"app_type": "normal", "name": name});
+        let app = self.call(reqwest::Method::POST, "/v1/api_apps", &tenant.pat, Some(&body)).await?;
+        Self::id(&app, "api_apps")
+    }
+
+    /// `GET /v1/api_apps?page_size=20`: the first page of the tenant's apps.
+    pub async fn list_apps(&self, tenant: &Tenant) -> Result<(), Error> {
+        self.call(reqwest::Method::GET, "/v1/api_apps?page_size=20", &tenant.pat, None).await?;
+        Ok(())
+    }
+
+    /// A normal app with `callback_url` (which the server verifies with a challenge) subscribed
+    /// to `benefit.usage`; answers its id.
+    pub async fn app(&self, tenant: &Tenant, name: &str, callback_url: &str) -> Result<String, Error> {
+        let id = self.create_app(tenant, name).await?;
+        let path = format!("/v1/api_apps/{id}");
+        self.call(reqwest::Method::PUT, &path, &tenant.pat, Some(&json!({"callback_url": callback_url})))
+            .await?;
+        let path = format!("/v1/api_apps/{id}/events");
+        self.call(reqwest::Method::POST, &path, &tenant.pat, Some(&json!({"event_types": [EVENT_TYPE]})))
+            .await?;
+        Ok(id)
+    }
+
+    /// `POST /admin/v1/events:batch`; answers how many deliveries were queued.
+    pub async fn publish(&self, events: &[Value]) -> Result<u64, Error> {
+        let body = json!({ "events": events });
+        let data = self
+            .call(reqwest::Method::POST, "/admin/v1/events:batch", &self.admin_token, Some(&body))
+            .await?;
+        data["deliveries"].as_u64().ok_or_else(|| format!("events:batch: no deliveries in {data}").into())
+    }
+
+    /// `POST /admin/v1/events`: one event; answers how many deliveries were queued.
+    pub async fn publish_one(&self, event: &Value) -> Result<u64, Error> {
+        let data =
+            self.call(reqwest::Method::POST, "/admin/v1/events", &self.admin_token, Some(event)).await?;
+        data["deliveries"].as_u64().ok_or_else(|| format!("events: no deliveries in {data}").into())
+    }
+
+    /// A sample of `/metrics`, e.g. `huidiao_deliveries_total{outcome="retried"}`; 0 when absent.
+    pub async fn metric(&self, sample: &str) -> Result<f64, Error> {
+        let text = self.http.get(format!("{}/metrics", self.base_url)).send().await?.text().await?;
+        Ok(text
+            .lines()
+            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
+            .unwrap_or(0.0))
+    }
+}

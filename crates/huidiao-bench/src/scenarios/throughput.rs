@@ -1,0 +1,73 @@
+//! `throughput`: 200,000 events (quick: 20,000) spread over `apps` apps, one account each, so
+//! every event is one delivery; published through the batch API as fast as it accepts them.
+//! Deliveries/s run from the first publish to the last delivery the sink saw.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::{last_receipt_us, latencies, one_app_per_account, patience, stop, Context};
+use crate::events::publish_item;
+use crate::load::{publish_fast, wait_for};
+use crate::raw;
+use crate::report::{per_s, round, Distribution, Report};
+use crate::sink::Sink;
+use crate::Error;
+
+pub async fn run(ctx: &Context, apps: usize) -> Result<Report, Error> {
+    let events = ctx.size(200_000, 20_000);
+    let apps = apps.max(1);
+    let mut report = ctx.report("throughput");
+    let sink = Sink::start(Duration::ZERO).await?;
+    let (server, api) = ctx.start(&[]).await?;
+    let targets = one_app_per_account(&api, &sink, apps).await?;
+    let concurrency = raw::concurrency_for(apps);
+    let raw = raw::run(&sink, &targets, events, concurrency).await?;
+
+    let accounts: Arc<Vec<String>> = Arc::new(targets.iter().map(|t| t.account_id.clone()).collect());
+    let published = publish_fast(&api, events, move |seq, created_at| {
+        publish_item(&accounts[seq as usize % accounts.len()], seq, created_at)
+    })
+    .await?;
+    let complete = wait_for(&sink, events, patience(ctx, Duration::from_secs(1800))).await;
+    let receipts = sink.take();
+    let last = last_receipt_us(&receipts, published.acked_us);
+    let delivered = receipts.len();
+    let rate = per_s(delivered, last - published.started_us);
+    let latency = Distribution::new(latencies(&receipts));
+
+    report.row("load", format!("{events} events over {apps} app(s), one account each"));
+    report.row(
+        "published",
+        format!(
+            "{} deliveries queued in {:.2} s ({:.0} events/s accepted)",
+            published.deliveries,
+            (published.acked_us - published.started_us) as f64 / 1e6,
+            per_s(events, published.acked_us - published.started_us)
+        ),
+    );
+    report.row(
+        "delivered",
+        format!(
+            "{delivered} of {events}{} in {:.2} s; last one {:.2} s after the last ack",
+            if complete { "" } else { " (INCOMPLETE: gave up waiting)" },
+            (last - published.started_us) as f64 / 1e6,
+            (last - published.acked_us) as f64 / 1e6
+        ),
+    );
+    report.row("deliveries/s", format!("{rate:.0}"));
+    report.row("raw posts/s", raw.describe(concurrency));
+    report.row("ratio", format!("{:.3}", rate / raw.per_s));
+    report.row("latency p50 / p99 / p99.9 / max", latency.describe());
+    report.row("sink connections from huidiao", sink.take_connections());
+    let s = &mut report.summary;
+    s.deliveries_per_s = Some(round(rate, 1));
+    s.raw_posts_per_s = Some(round(raw.per_s, 1));
+    s.p50_ms = latency.percentile(50.0).map(|v| round(v, 2));
+    s.p99_ms = latency.percentile(99.0).map(|v| round(v, 2));
+    report.extra("apps", apps);
+    report.extra("events", events);
+    report.extra("complete", complete);
+    report.extra("publish_events_per_s", round(per_s(events, published.acked_us - published.started_us), 1));
+    stop(&mut report, server, &api).await?;
+    Ok(report)
+}
