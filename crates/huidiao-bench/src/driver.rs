@@ -99,6 +99,10 @@ impl Huidiao {
             Ok(Ok(addr)) => format!("http://{addr}"),
             _ => {
                 let _ = child.kill().await;
+                let _ = std::fs::remove_dir_all(&data_dir);
+                if let Some((url, schema)) = &schema {
+                    postgres(url, &format!("DROP SCHEMA {schema} CASCADE")).await?;
+                }
                 let lines: Vec<String> = log.lock().expect("log lock").iter().cloned().collect();
                 return Err(format!("huidiao did not become ready; its log:\n{}", lines.join("\n")).into());
             }

@@ -15,11 +15,11 @@ use crate::sink::Sink;
 use crate::Error;
 
 /// Events per `events:batch` request, the API's largest batch.
-pub const BATCH: usize = 1000;
+const BATCH: usize = 1000;
 
 /// Batches in flight at once when publishing as fast as accepted: one being stored while the next
 /// is sent and parsed keeps the server busy without piling requests up behind its one writer.
-pub const PUBLISHERS: usize = 2;
+const PUBLISHERS: usize = 2;
 
 /// Time between batches of a steady load; 10 ms keeps publishing to 100 transactions a second.
 pub const TICK: Duration = Duration::from_millis(10);
