@@ -107,6 +107,16 @@ impl Report {
         self.rows.push((name.into(), value.to_string()));
     }
 
+    /// The summary figures every delivery scenario reports: its rate, the raw ceiling, and the
+    /// p50/p99 of delivery latency.
+    pub fn deliveries(&mut self, rate: f64, raw_per_s: f64, latency: &Distribution) {
+        let s = &mut self.summary;
+        s.deliveries_per_s = Some(round(rate, 1));
+        s.raw_posts_per_s = Some(round(raw_per_s, 1));
+        s.p50_ms = latency.percentile(50.0).map(|v| round(v, 2));
+        s.p99_ms = latency.percentile(99.0).map(|v| round(v, 2));
+    }
+
     pub fn extra(&mut self, name: &'static str, value: impl Into<Value>) {
         self.summary.extra.insert(name, value.into());
     }

@@ -53,11 +53,7 @@ pub async fn run(ctx: &Context) -> Result<Report, Error> {
     report.row("publish ack p50 / p99 / p99.9 / max", acks.describe());
     report.row("deliveries/s", format!("{rate:.0}"));
     report.row("raw posts/s", raw.describe(concurrency));
-    let s = &mut report.summary;
-    s.deliveries_per_s = Some(round(rate, 1));
-    s.raw_posts_per_s = Some(round(raw.per_s, 1));
-    s.p50_ms = latency.percentile(50.0).map(|v| round(v, 2));
-    s.p99_ms = latency.percentile(99.0).map(|v| round(v, 2));
+    report.deliveries(rate, raw.per_s, &latency);
     report.extra("p999_ms", latency.percentile(99.9).map(|v| round(v, 2)));
     report.extra("publish_ack_p99_ms", acks.percentile(99.0).map(|v| round(v, 2)));
     report.extra("complete", complete);

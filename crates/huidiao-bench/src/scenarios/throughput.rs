@@ -59,11 +59,7 @@ pub async fn run(ctx: &Context, apps: usize) -> Result<Report, Error> {
     report.row("ratio", format!("{:.3}", rate / raw.per_s));
     report.row("latency p50 / p99 / p99.9 / max", latency.describe());
     report.row("sink connections from huidiao", sink.take_connections());
-    let s = &mut report.summary;
-    s.deliveries_per_s = Some(round(rate, 1));
-    s.raw_posts_per_s = Some(round(raw.per_s, 1));
-    s.p50_ms = latency.percentile(50.0).map(|v| round(v, 2));
-    s.p99_ms = latency.percentile(99.0).map(|v| round(v, 2));
+    report.deliveries(rate, raw.per_s, &latency);
     report.extra("apps", apps);
     report.extra("events", events);
     report.extra("complete", complete);
