@@ -116,7 +116,7 @@ pub struct DeliveryConfig {
 pub struct Schedule(pub Vec<Duration>);
 
 impl DeliveryConfig {
-    pub fn scheduler_settings(&self, allow_private: bool) -> Settings {
+    pub fn scheduler_settings(&self, allow_private: bool, node: i64) -> Settings {
         Settings {
             retry: RetryPolicy {
                 schedule: self.retry_schedule.0.clone(),
@@ -128,6 +128,7 @@ impl DeliveryConfig {
             lease_duration: self.lease_duration,
             idle_poll: IDLE_POLL,
             allow_private,
+            node,
         }
     }
 

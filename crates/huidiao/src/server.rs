@@ -151,7 +151,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
     let shutdown = CancellationToken::new();
-    let settings = config.delivery.scheduler_settings(config.allow_private_callback_urls);
+    let settings = config.delivery.scheduler_settings(config.allow_private_callback_urls, node);
     let scheduler = Arc::new(Scheduler::new(store.clone(), http, metrics, settings, wake.clone()));
     let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
     let retention = tokio::spawn(config.delivery.retention().run(store.clone(), shutdown.clone()));

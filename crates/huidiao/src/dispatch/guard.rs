@@ -55,13 +55,15 @@ pub fn check_literal_host(url: &Url, allow_private: bool) -> Result<(), PrivateA
 }
 
 /// The one HTTP client for pushes: guarded resolver, no redirects, pooled connections per host.
+/// Every connection a push used is kept for reuse (there are at most as many as pushes ran at
+/// once, `--max-in-flight`) until it has been idle a minute: capping the idle pool below the
+/// concurrency closes and reopens connections on every burst.
 pub fn build_client(allow_private: bool) -> reqwest::Client {
     reqwest::Client::builder()
         .dns_resolver(Arc::new(GuardedResolver { allow_private }))
         .redirect(reqwest::redirect::Policy::none())
         .connect_timeout(Duration::from_secs(3))
         .pool_idle_timeout(Duration::from_secs(60))
-        .pool_max_idle_per_host(64)
         .user_agent(concat!("huidiao/", env!("CARGO_PKG_VERSION")))
         .build()
         .expect("the HTTP client configuration is static and valid")

@@ -1,10 +1,12 @@
 //! The delivery engine and outbound HTTP.
 //!
-//! [`scheduler`] leases due deliveries and runs them within global and per-app limits;
+//! [`scheduler`] leases due deliveries and runs them within a global limit and the
+//! [`app_limits`];
 //! [`sender`] signs and sends one push through the [`guard`]; [`attempt`] judges the answer with
 //! the [`retry`] policy; [`retention`] prunes old history. [`verification`] is the challenge sent
 //! when a callback URL is set.
 
+pub mod app_limits;
 pub mod attempt;
 pub mod guard;
 pub mod retention;

@@ -1,10 +1,12 @@
 //! The scheduler: lease due deliveries in batches, send them within the global limit, and
 //! record the results in batches (one transaction for many attempts).
 //!
-//! The per-app limit is enforced by storage at lease time: a delivery is leased only while its
-//! app has fewer live leases than `max_in_flight_per_app`, counted over every node sharing the
-//! storage. So a slow or dead receiver holds at most its own share, and the rest of the batch
-//! goes to other apps. The global limit is a semaphore.
+//! Storage leases an app's deliveries to one node at a time and at most a window of them
+//! ([`LEASED_PER_APP_SLOT`] per push slot), so a slow or dead receiver holds at most its own
+//! window and the rest of each batch goes to other apps. This node then pushes each app's
+//! deliveries through its [`AppLimits`], and all of them through a global semaphore. Pushes are
+//! not held up by storage: the next leased delivery of an app starts as soon as a push ends, while
+//! results are recorded and windows refilled in the background.
 
 use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
@@ -14,6 +16,7 @@ use tokio::sync::{mpsc, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::app_limits::AppLimits;
 use super::attempt::judge;
 use super::retry::RetryPolicy;
 use super::sender::{self, Push};
@@ -29,7 +32,7 @@ pub struct Settings {
     pub retry: RetryPolicy,
     /// Pushes in flight at once from this node.
     pub max_in_flight: usize,
-    /// Deliveries of one app leased at once, over all nodes.
+    /// Pushes in flight at once per app, over all nodes.
     pub max_in_flight_per_app: usize,
     /// Deliveries leased per storage round trip.
     pub lease_batch: usize,
@@ -38,7 +41,14 @@ pub struct Settings {
     /// Longest sleep when nothing is due and nothing wakes the scheduler.
     pub idle_poll: Duration,
     pub allow_private: bool,
+    /// This node's number, which marks its leases.
+    pub node: i64,
 }
+
+/// Deliveries of one app leased per push slot: enough queued behind the pushes in flight to keep
+/// them busy while results are recorded and the window refilled, few enough that a slow app's
+/// window is pushed well within a lease (8 rounds of the longest timeout, 80 s, against 5 min).
+const LEASED_PER_APP_SLOT: usize = 8;
 
 /// Attempt results recorded per storage transaction, at most.
 const RECORD_BATCH: usize = 512;
@@ -50,6 +60,7 @@ pub struct Scheduler {
     settings: Settings,
     wake: Wake,
     global: Arc<Semaphore>,
+    apps: Arc<AppLimits>,
     /// Deliveries this node leased and has not recorded yet.
     leased: Mutex<HashSet<i64>>,
 }
@@ -64,6 +75,7 @@ impl Scheduler {
     ) -> Self {
         Scheduler {
             global: Arc::new(Semaphore::new(settings.max_in_flight)),
+            apps: AppLimits::new(settings.max_in_flight_per_app),
             store,
             http,
             metrics,
@@ -119,12 +131,15 @@ impl Scheduler {
             now,
             limit: headroom,
             lease_until: now + self.settings.lease_duration.as_millis() as i64,
-            per_app: self.settings.max_in_flight_per_app,
+            per_app: self.settings.max_in_flight_per_app * LEASED_PER_APP_SLOT,
+            node: self.settings.node,
         };
         match self.store.lease_due(request).await {
+            // A delivery whose lease ran out while it waited here is due again and may come back;
+            // it is already queued, so it is not started twice.
             Ok(leased) => {
-                self.leased.lock().expect("leased lock").extend(leased.iter().map(|d| d.id));
-                leased
+                let mut held = self.leased.lock().expect("leased lock");
+                leased.into_iter().filter(|d| held.insert(d.id)).collect()
             }
             Err(e) => {
                 tracing::error!(error = %e, "leasing deliveries failed; retrying shortly");
@@ -145,19 +160,25 @@ impl Scheduler {
         }
     }
 
-    /// Sends one delivery once a global permit is free, and hands the result to the recorder.
-    /// A delivery still waiting for a permit at shutdown is not sent; its lease is given back.
+    /// Sends one delivery once its app has a free slot and a global permit is free, and hands the
+    /// result to the recorder. A delivery still waiting at shutdown is not sent; its lease is
+    /// given back.
     async fn deliver(
         self: Arc<Self>,
         delivery: LeasedDelivery,
         results: mpsc::UnboundedSender<AttemptResult>,
         shutdown: CancellationToken,
     ) {
-        let permit = tokio::select! {
-            permit = self.global.clone().acquire_owned() => permit.ok(),
+        let slots = async {
+            let app_slot = self.apps.acquire(delivery.app_id).await;
+            let permit = self.global.clone().acquire_owned().await.ok()?;
+            Some((app_slot, permit))
+        };
+        let slots = tokio::select! {
+            slots = slots => slots,
             _ = shutdown.cancelled() => None,
         };
-        let Some(_permit) = permit else { return };
+        let Some(_slots) = slots else { return };
         let _in_flight = self.metrics.in_flight();
         let started_at = now_ms();
         let push = Push {

@@ -202,7 +202,10 @@ pub struct LeaseRequest {
     pub now: i64,
     pub limit: usize,
     pub lease_until: i64,
+    /// Live leases one app may have; they are all held by one node.
     pub per_app: usize,
+    /// The leasing node; apps with live leases of other nodes are skipped.
+    pub node: i64,
 }
 
 /// The conflict answered when a connector already has a live app.
@@ -235,6 +238,58 @@ const RECORD_ATTEMPT_SQL: &str = "UPDATE deliveries SET
         next_attempt_at = CASE WHEN status = 'pending' THEN CAST($6 AS BIGINT) ELSE NULL END,
         updated_at = $7
      WHERE id = $1";
+
+/// Which backend a shared statement is written out for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// Leases due deliveries app by app, oldest due first; the same statement for both backends,
+/// whose numbered parameters are: lease end, now, window per app, limit, node.
+///
+/// `queued` walks the apps that have pending deliveries with one index seek each (a loose index
+/// scan), and `due` takes at most a window of each app's oldest due deliveries, so the cost
+/// follows the number of apps with work, not the number of pending deliveries, and an app with a
+/// huge backlog cannot crowd the others out of a batch. An app whose live leases belong to
+/// another node is skipped: one node at a time delivers an app, so the per-app limits that node
+/// applies hold over all nodes. SQLite is told which indexes to use, because its planner
+/// otherwise reads every pending row through `deliveries_by_age` (the update finds its rows by
+/// id); PostgreSQL locks the rows it takes and skips rows another transaction holds.
+fn lease_due_sql(dialect: Dialect) -> String {
+    let (queue, leased, by_id, row_lock) = match dialect {
+        Dialect::Sqlite => ("INDEXED BY deliveries_queue", "INDEXED BY deliveries_leased", "NOT INDEXED", ""),
+        Dialect::Postgres => ("", "", "", "FOR UPDATE SKIP LOCKED"),
+    };
+    format!(
+        "WITH RECURSIVE
+           queued(app_id) AS (
+             SELECT MIN(app_id) FROM deliveries {queue} WHERE status = 'pending'
+             UNION ALL
+             SELECT (SELECT MIN(n.app_id) FROM deliveries AS n {queue}
+                     WHERE n.status = 'pending' AND n.app_id > q.app_id)
+             FROM queued AS q WHERE q.app_id IS NOT NULL),
+           held AS (
+             SELECT app_id, COUNT(*) AS n, MAX(CASE WHEN lease_owner = $5 THEN 0 ELSE 1 END) AS elsewhere
+             FROM deliveries {leased} WHERE lease_until > $2 AND status = 'pending' GROUP BY app_id),
+           due AS (
+             SELECT d.id, d.app_id, d.next_attempt_at FROM queued AS q JOIN deliveries AS d
+             ON d.id IN (SELECT w.id FROM deliveries AS w {queue}
+                         WHERE w.app_id = q.app_id AND w.status = 'pending' AND w.next_attempt_at <= $2
+                         ORDER BY w.next_attempt_at LIMIT $3 {row_lock})),
+           ranked AS (
+             SELECT due.id, due.next_attempt_at, COALESCE(held.elsewhere, 0) AS elsewhere,
+                    ROW_NUMBER() OVER (PARTITION BY due.app_id ORDER BY due.next_attempt_at, due.id)
+                      + COALESCE(held.n, 0) AS slot
+             FROM due LEFT JOIN held ON held.app_id = due.app_id)
+         UPDATE deliveries {by_id} SET lease_until = $1, next_attempt_at = $1, lease_owner = $5
+         WHERE id IN (SELECT id FROM ranked WHERE slot <= $3 AND elsewhere = 0
+                      ORDER BY next_attempt_at LIMIT $4)
+           AND status = 'pending' AND next_attempt_at <= $2
+         RETURNING id"
+    )
+}
 
 /// Queues a delivery again (id, app id, now). One in flight is left to finish.
 const RESEND_SQL: &str = "UPDATE deliveries
@@ -307,8 +362,9 @@ pub trait Store: Send + Sync + 'static {
     async fn publish(&self, events: Vec<NewEvent>, ids: Arc<IdGenerator>) -> StoreResult<Vec<usize>>;
 
     /// Takes up to `limit` due pending deliveries until `lease_until`, oldest due first, never
-    /// letting an app hold more than `per_app` live leases. A lease that runs out (its holder
-    /// died) makes the delivery due again.
+    /// letting an app hold more than `per_app` live leases, and never taking an app whose live
+    /// leases belong to another node. A lease that runs out (its holder died) makes the delivery
+    /// due again.
     async fn lease_due(&self, request: LeaseRequest) -> StoreResult<Vec<LeasedDelivery>>;
     /// When the earliest pending, unleased delivery falls due, if any.
     async fn next_due_at(&self) -> StoreResult<Option<i64>>;

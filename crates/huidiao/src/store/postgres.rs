@@ -24,9 +24,9 @@ use super::rows::{
     TOKEN_GRANT_SELECT, USER_COLUMNS,
 };
 use super::{
-    connector_taken, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector, Delivery,
-    DeliveryFilter, LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult, Subscription, TokenGrant,
-    TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL,
+    connector_taken, lease_due_sql, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector,
+    Delivery, DeliveryFilter, Dialect, LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult,
+    Subscription, TokenGrant, TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL,
 };
 use crate::dispatch::Wake;
 use crate::domain::apps::AppType;
@@ -38,7 +38,10 @@ use crate::domain::tenancy::Scope;
 use crate::ids::IdGenerator;
 
 /// Schema versions in order; the `schema_migrations` table records which are applied.
-const MIGRATIONS: &[&str] = &[include_str!("migrations/postgres/0001_schema.sql")];
+const MIGRATIONS: &[&str] = &[
+    include_str!("migrations/postgres/0001_schema.sql"),
+    include_str!("migrations/postgres/0002_app_queues.sql"),
+];
 
 /// Advisory lock keys: one held while migrating, one per leasing transaction.
 const MIGRATION_LOCK: i64 = 0x6875_6964_0001;
@@ -552,21 +555,14 @@ impl Store for PostgresStore {
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LEASE_LOCK]).await?;
         let leased = tx_all(
             &tx,
-            "WITH busy AS (SELECT app_id, COUNT(*) AS n FROM deliveries
-                           WHERE lease_until > $2 AND status = 'pending' GROUP BY app_id),
-                  due AS (SELECT id, app_id, next_attempt_at FROM deliveries
-                          WHERE status = 'pending' AND next_attempt_at <= $2
-                            AND app_id NOT IN (SELECT app_id FROM busy WHERE n >= $3)
-                          ORDER BY next_attempt_at LIMIT $4::BIGINT * 4
-                          FOR UPDATE SKIP LOCKED),
-                  ranked AS (SELECT due.id, due.next_attempt_at,
-                                    ROW_NUMBER() OVER (PARTITION BY due.app_id ORDER BY due.next_attempt_at, due.id)
-                                      + COALESCE(busy.n, 0) AS slot
-                             FROM due LEFT JOIN busy ON busy.app_id = due.app_id)
-             UPDATE deliveries SET lease_until = $1, next_attempt_at = $1
-             WHERE id IN (SELECT id FROM ranked WHERE slot <= $3 ORDER BY next_attempt_at LIMIT $4)
-             RETURNING id",
-            &[&request.lease_until, &request.now, &(request.per_app as i64), &(request.limit as i64)],
+            &lease_due_sql(Dialect::Postgres),
+            &[
+                &request.lease_until,
+                &request.now,
+                &(request.per_app as i64),
+                &(request.limit as i64),
+                &request.node,
+            ],
             |r| rows::Columns::int(r, 0),
         )
         .await?;

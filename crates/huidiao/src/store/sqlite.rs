@@ -16,9 +16,9 @@ use super::rows::{
     TOKEN_GRANT_SELECT, USER_COLUMNS,
 };
 use super::{
-    connector_taken, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector, Delivery,
-    DeliveryFilter, LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult, Subscription, TokenGrant,
-    TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL,
+    connector_taken, lease_due_sql, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector,
+    Delivery, DeliveryFilter, Dialect, LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult,
+    Subscription, TokenGrant, TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL,
 };
 use crate::domain::apps::AppType;
 use crate::domain::delivery::DeliveryStatus;
@@ -34,6 +34,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0002_delivery.sql"),
     include_str!("migrations/sqlite/0003_attempt_headers.sql"),
     include_str!("migrations/sqlite/0004_lease_index.sql"),
+    include_str!("migrations/sqlite/0005_app_queues.sql"),
 ];
 
 /// Reader connections kept open for reuse.
@@ -533,20 +534,14 @@ impl Store for SqliteStore {
             // deliveries nobody is working on, and an expired lease is simply due again.
             let leased: Vec<i64> = all(
                 tx,
-                "WITH busy AS (SELECT app_id, COUNT(*) AS n FROM deliveries
-                               WHERE lease_until > ?2 AND status = 'pending' GROUP BY app_id),
-                      due AS (SELECT id, app_id, next_attempt_at FROM deliveries
-                              WHERE status = 'pending' AND next_attempt_at <= ?2
-                                AND app_id NOT IN (SELECT app_id FROM busy WHERE n >= ?3)
-                              ORDER BY next_attempt_at LIMIT ?4 * 4),
-                      ranked AS (SELECT due.id, due.next_attempt_at,
-                                        ROW_NUMBER() OVER (PARTITION BY due.app_id ORDER BY due.next_attempt_at, due.id)
-                                          + COALESCE(busy.n, 0) AS slot
-                                 FROM due LEFT JOIN busy ON busy.app_id = due.app_id)
-                 UPDATE deliveries SET lease_until = ?1, next_attempt_at = ?1
-                 WHERE id IN (SELECT id FROM ranked WHERE slot <= ?3 ORDER BY next_attempt_at LIMIT ?4)
-                 RETURNING id",
-                params![request.lease_until, request.now, request.per_app as i64, request.limit as i64],
+                &numbered(&lease_due_sql(Dialect::Sqlite)),
+                params![
+                    request.lease_until,
+                    request.now,
+                    request.per_app as i64,
+                    request.limit as i64,
+                    request.node
+                ],
                 |r| rows::Columns::int(r, 0),
             )?;
             all(
@@ -565,7 +560,7 @@ impl Store for SqliteStore {
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
         self.read(|conn| {
             Ok(conn.query_row(
-                "SELECT MIN(next_attempt_at) FROM deliveries WHERE status = 'pending'",
+                "SELECT MIN(next_attempt_at) FROM deliveries INDEXED BY deliveries_due WHERE status = 'pending'",
                 [],
                 |r| r.get(0),
             )?)
@@ -727,5 +722,147 @@ impl Store for SqliteStore {
             Ok(conn.query_row("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'", [], |r| r.get(0))?)
         })
         .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::tenancy::{Edition, Role};
+
+    const NOW: i64 = 1_700_000_000_000;
+
+    /// A store with `apps` normal apps of one account, each subscribed to `bot.published`,
+    /// and `events` published events, so each app has `events` pending deliveries.
+    async fn store_with_backlog(dir: &Path, apps: i64, events: i64) -> SqliteStore {
+        let store = SqliteStore::open(dir).unwrap();
+        let ids = Arc::new(IdGenerator::new());
+        store
+            .create_account(&Account { id: 1, name: "a".into(), edition: Edition::Personal, created_at: NOW })
+            .await
+            .unwrap();
+        store
+            .create_user(&User {
+                id: 2,
+                account_id: 1,
+                name: "u".into(),
+                role: Role::SuperAdmin,
+                created_at: NOW,
+            })
+            .await
+            .unwrap();
+        for app_id in 10..10 + apps {
+            let app = App {
+                id: app_id,
+                account_id: 1,
+                owner_id: 2,
+                app_type: AppType::Normal,
+                name: Some(format!("app {app_id}")),
+                connector_id: None,
+                callback_url: Some("http://127.0.0.1:9/".into()),
+                verify_token: "v".into(),
+                created_at: NOW,
+                updated_at: NOW,
+            };
+            store.create_app(&app).await.unwrap();
+            let subscription = Subscription {
+                id: ids.next_id(),
+                app_id,
+                event_type: EventType::BotPublished,
+                created_at: NOW,
+            };
+            store.subscribe(&[subscription]).await.unwrap();
+        }
+        let events = (0..events)
+            .map(|n| NewEvent {
+                id: ids.next_id(),
+                uuid: format!("e{n}"),
+                event_type: EventType::BotPublished,
+                account_id: 1,
+                connector_ids: Vec::new(),
+                payload: "{}".into(),
+                created_at: NOW,
+                published_at: NOW + n,
+            })
+            .collect();
+        store.publish(events, ids).await.unwrap();
+        store
+    }
+
+    fn lease(limit: usize, per_app: usize, node: i64) -> LeaseRequest {
+        LeaseRequest { now: NOW + 1_000_000, limit, lease_until: NOW + 2_000_000, per_app, node }
+    }
+
+    fn per_app(leased: &[LeasedDelivery]) -> std::collections::BTreeMap<i64, usize> {
+        leased.iter().fold(Default::default(), |mut counts, d| {
+            *counts.entry(d.app_id).or_default() += 1;
+            counts
+        })
+    }
+
+    #[tokio::test]
+    async fn every_app_gets_its_window_however_deep_the_backlog_of_another() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_backlog(dir.path(), 3, 50).await;
+        let first = store.lease_due(lease(100, 4, 0)).await.unwrap();
+        assert_eq!(per_app(&first).into_values().collect::<Vec<_>>(), [4, 4, 4]);
+        let oldest: Vec<_> = first.iter().filter(|d| d.app_id == 10).map(|d| d.event_key.clone()).collect();
+        assert_eq!(oldest, ["e0-10", "e1-10", "e2-10", "e3-10"], "oldest due first");
+        assert!(store.lease_due(lease(100, 4, 0)).await.unwrap().is_empty(), "windows are full");
+        let (done, _) = first.split_at(2);
+        let results = done.iter().map(|d| AttemptResult {
+            delivery_id: d.id,
+            attempt: Attempt {
+                at: NOW,
+                status_code: Some(200),
+                latency_ms: 1,
+                error: None,
+                response_body_prefix: None,
+                request_headers: Vec::new(),
+            },
+            outcome: crate::store::AttemptOutcome::Succeeded { audit: None },
+        });
+        store.record_attempts(results.collect()).await.unwrap();
+        let refill = store.lease_due(lease(100, 4, 0)).await.unwrap();
+        assert_eq!(refill.len(), 2, "recorded deliveries free their slots");
+    }
+
+    #[tokio::test]
+    async fn an_app_leased_by_one_node_is_skipped_by_the_others() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_backlog(dir.path(), 2, 10).await;
+        let first = store.lease_due(lease(1, 4, 1)).await.unwrap();
+        assert_eq!(first.len(), 1);
+        let other = store.lease_due(lease(100, 4, 2)).await.unwrap();
+        let taken = *per_app(&first).keys().next().unwrap();
+        assert!(other.iter().all(|d| d.app_id != taken), "node 2 took an app node 1 holds");
+        assert_eq!(other.len(), 4);
+        let mine = store.lease_due(lease(100, 4, 1)).await.unwrap();
+        assert_eq!(per_app(&mine), [(taken, 3)].into(), "node 1 fills its own window only");
+    }
+
+    #[tokio::test]
+    async fn leasing_reads_only_the_due_window_of_each_app() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = store_with_backlog(dir.path(), 1, 1).await;
+        let sql = numbered(&lease_due_sql(Dialect::Sqlite));
+        let plan = store
+            .read(move |conn| {
+                let request = lease(1, 1, 0);
+                all(
+                    conn,
+                    &format!("EXPLAIN QUERY PLAN {sql}"),
+                    params![request.lease_until, request.now, 1, 1, 0],
+                    |r| rows::Columns::text(r, 3),
+                )
+            })
+            .await
+            .unwrap();
+        let full_scans: Vec<_> = plan
+            .iter()
+            .filter(|line| line.starts_with("SCAN deliveries") && !line.contains("deliveries_leased"))
+            .collect();
+        assert!(full_scans.is_empty(), "lease plan scans deliveries: {plan:#?}");
+        assert!(plan.iter().all(|line| !line.contains("deliveries_by_age")), "{plan:#?}");
     }
 }
