@@ -289,6 +289,16 @@ async fn insert_event(tx: &Transaction<'_>, event: &NewEvent, ids: &IdGenerator)
     Ok(count)
 }
 
+/// Starts a transaction for the dispatcher's bookkeeping (leases, attempt results, pruning),
+/// whose commit does not wait for the WAL flush: a database crash can take back the last few,
+/// which sends those deliveries again (at least once), and never anything a client was told is
+/// stored.
+async fn bookkeeping_transaction(client: &mut deadpool_postgres::Object) -> StoreResult<Transaction<'_>> {
+    let tx = client.transaction().await?;
+    tx.batch_execute("SET LOCAL synchronous_commit = off").await?;
+    Ok(tx)
+}
+
 async fn notify(tx: &Transaction<'_>) -> StoreResult<()> {
     tx.execute("SELECT pg_notify($1, '')", &[&WAKE_CHANNEL]).await?;
     Ok(())
@@ -551,7 +561,7 @@ impl Store for PostgresStore {
 
     async fn lease_due(&self, request: LeaseRequest) -> StoreResult<Vec<LeasedDelivery>> {
         let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+        let tx = bookkeeping_transaction(&mut client).await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LEASE_LOCK]).await?;
         let leased = tx_all(
             &tx,
@@ -591,7 +601,7 @@ impl Store for PostgresStore {
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
         let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+        let tx = bookkeeping_transaction(&mut client).await?;
         let attempt = tx
             .prepare_cached(&format!(
                 "INSERT INTO attempts (delivery_id, {ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
@@ -714,7 +724,7 @@ impl Store for PostgresStore {
     async fn prune(&self, statuses: Vec<DeliveryStatus>, before: i64, limit: usize) -> StoreResult<usize> {
         let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
         let mut client = self.pool.get().await?;
-        let tx = client.transaction().await?;
+        let tx = bookkeeping_transaction(&mut client).await?;
         let doomed = tx_all(
             &tx,
             "SELECT id, event_id FROM deliveries WHERE status = ANY($1) AND updated_at < $2 LIMIT $3",

@@ -37,6 +37,18 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0005_app_queues.sql"),
 ];
 
+/// Whether a commit waits for the disk.
+///
+/// The dispatcher's bookkeeping (leases, attempt results, pruning) is `Relaxed`: its commits
+/// reach the operating system at once, so a killed process loses none of them, and the disk with
+/// the next synced commit; only a power or kernel failure can take back the last few, which sends
+/// those deliveries again (at least once). Accepted events and every API write are `Synced`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Durability {
+    Synced,
+    Relaxed,
+}
+
 /// Reader connections kept open for reuse.
 const MAX_IDLE_READERS: usize = 8;
 
@@ -88,8 +100,17 @@ impl SqliteStore {
         })
     }
 
-    /// Runs `f` on the writer connection inside one transaction.
+    /// Runs `f` on the writer connection inside one transaction, fsynced before it returns.
     async fn write<T, F>(&self, f: F) -> StoreResult<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
+    {
+        self.write_with(Durability::Synced, f).await
+    }
+
+    /// Runs `f` on the writer connection inside one transaction with the given durability.
+    async fn write_with<T, F>(&self, durability: Durability, f: F) -> StoreResult<T>
     where
         T: Send + 'static,
         F: FnOnce(&rusqlite::Transaction<'_>) -> StoreResult<T> + Send + 'static,
@@ -98,10 +119,18 @@ impl SqliteStore {
         run_blocking(move || {
             let mut conn =
                 inner.writer.lock().map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
-            let tx = conn.transaction()?;
-            let out = f(&tx)?;
-            tx.commit()?;
-            Ok(out)
+            if durability == Durability::Relaxed {
+                conn.pragma_update(None, "synchronous", "NORMAL")?;
+            }
+            let outcome = conn.transaction().map_err(StoreError::from).and_then(|tx| {
+                let out = f(&tx)?;
+                tx.commit()?;
+                Ok(out)
+            });
+            if durability == Durability::Relaxed {
+                conn.pragma_update(None, "synchronous", "FULL")?;
+            }
+            outcome
         })
         .await
     }
@@ -529,7 +558,7 @@ impl Store for SqliteStore {
     }
 
     async fn lease_due(&self, request: LeaseRequest) -> StoreResult<Vec<LeasedDelivery>> {
-        self.write(move |tx| {
+        self.write_with(Durability::Relaxed, move |tx| {
             // Leasing moves next_attempt_at to the lease's end, so the due index only ever holds
             // deliveries nobody is working on, and an expired lease is simply due again.
             let leased: Vec<i64> = all(
@@ -569,7 +598,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_with(Durability::Relaxed, move |tx| {
             let mut attempt = tx.prepare_cached(&format!(
                 "INSERT INTO attempts (delivery_id, {ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
             ))?;
@@ -602,7 +631,7 @@ impl Store for SqliteStore {
     }
 
     async fn release_leases(&self, ids: Vec<i64>, now: i64) -> StoreResult<()> {
-        self.write(move |tx| {
+        self.write_with(Durability::Relaxed, move |tx| {
             tx.execute(
                 "UPDATE deliveries SET lease_until = NULL, next_attempt_at = ?2
                  WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'pending' AND lease_until IS NOT NULL",
@@ -689,7 +718,7 @@ impl Store for SqliteStore {
     }
 
     async fn prune(&self, statuses: Vec<DeliveryStatus>, before: i64, limit: usize) -> StoreResult<usize> {
-        self.write(move |tx| {
+        self.write_with(Durability::Relaxed, move |tx| {
             let statuses = serde_json::to_string(&statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())
                 .expect("strings serialise");
             let doomed = all(
