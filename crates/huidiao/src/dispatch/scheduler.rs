@@ -92,13 +92,14 @@ impl Scheduler {
         let recorder = tokio::spawn(self.clone().record(results_rx, shutdown.clone()));
         let tracker = TaskTracker::new();
         while !shutdown.is_cancelled() {
-            let leased = self.lease_once().await;
+            let leased_at = now_ms();
+            let leased = self.lease_once(leased_at).await;
             let full_batch = leased.len() == self.settings.lease_batch;
             for delivery in leased {
                 tracker.spawn(self.clone().deliver(delivery, results_tx.clone(), shutdown.clone()));
             }
             if !full_batch {
-                let pause = self.pause().await;
+                let pause = self.pause(leased_at).await;
                 tokio::select! {
                     _ = shutdown.cancelled() => {},
                     _ = self.wake.woken() => {},
@@ -120,13 +121,12 @@ impl Scheduler {
 
     /// Leases what is due, up to the headroom this node has: at most twice `max_in_flight`
     /// leased and unrecorded, so a batch is ready as soon as permits free up.
-    async fn lease_once(&self) -> Vec<LeasedDelivery> {
+    async fn lease_once(&self, now: i64) -> Vec<LeasedDelivery> {
         let held = self.leased.lock().expect("leased lock").len();
         let headroom = (2 * self.settings.max_in_flight).saturating_sub(held).min(self.settings.lease_batch);
         if headroom == 0 {
             return Vec::new();
         }
-        let now = now_ms();
         let request = LeaseRequest {
             now,
             limit: headroom,
@@ -149,12 +149,14 @@ impl Scheduler {
     }
 
     /// How long to sleep when nothing more is leasable now: until the next delivery is due, or
-    /// the idle poll, whichever is sooner.
-    async fn pause(&self) -> Duration {
-        let now = now_ms();
+    /// the idle poll, whichever is sooner. One that fell due after the lease at `leased_at` is
+    /// leased at once; one already due then was held back by its app's limit, and a finished
+    /// attempt of that app wakes the scheduler.
+    async fn pause(&self, leased_at: i64) -> Duration {
         match self.store.next_due_at().await {
-            Ok(Some(due)) if due > now => {
-                Duration::from_millis((due - now) as u64).min(self.settings.idle_poll)
+            Ok(Some(due)) if due > leased_at => {
+                let wait = (due - now_ms()).max(0) as u64;
+                Duration::from_millis(wait).min(self.settings.idle_poll)
             }
             _ => self.settings.idle_poll,
         }

@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod raw_receiver;
 pub mod receiver;
 
 use std::io::{BufRead, BufReader};
@@ -94,6 +95,19 @@ impl Storage {
                 stmt.query_map([app_id], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
             }
         }
+    }
+}
+
+/// Polls `probe` every 20 ms until it answers `Ok`, and answers that; after `limit`, panics with
+/// its last `Err`.
+pub async fn eventually<T>(limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
+    let deadline = std::time::Instant::now() + limit;
+    loop {
+        match probe() {
+            Ok(value) => return value,
+            Err(why) => assert!(std::time::Instant::now() < deadline, "{why} (waited {limit:?})"),
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
 
@@ -232,6 +246,27 @@ impl Server {
     fn take_storage(&mut self) -> Storage {
         let empty = Storage { dir: tempfile::tempdir().unwrap(), database_url: None };
         std::mem::replace(&mut self.storage, empty)
+    }
+
+    /// The server process's resident memory now, in bytes.
+    pub fn rss_bytes(&self) -> u64 {
+        self.memory_bytes("VmRSS")
+    }
+
+    /// The most resident memory the server process ever had, in bytes.
+    pub fn peak_rss_bytes(&self) -> u64 {
+        self.memory_bytes("VmHWM")
+    }
+
+    /// A `kB` field of the server process's `/proc/<pid>/status`, in bytes.
+    fn memory_bytes(&self, field: &str) -> u64 {
+        let pid = self.child.as_ref().expect("running").id();
+        let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("the server's status");
+        let value = status
+            .lines()
+            .find_map(|line| line.strip_prefix(field)?.strip_prefix(':'))
+            .unwrap_or_else(|| panic!("{field} in {status}"));
+        value.trim().trim_end_matches("kB").trim().parse::<u64>().expect("a size in kB") * 1024
     }
 
     pub fn log_text(&self) -> String {

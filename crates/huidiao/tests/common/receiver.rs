@@ -30,6 +30,8 @@ pub enum Behaviour {
     RetryAfter(u64),
     /// Answer 200 with this JSON.
     Reply(Value),
+    /// Never answer: read the request and keep the connection open.
+    Hang,
 }
 
 #[derive(Debug, Clone)]
@@ -44,6 +46,12 @@ impl Received {
         serde_json::from_slice(&self.body).expect("pushes are JSON")
     }
 
+    /// The challenge of a `url_verification` request.
+    pub fn challenge(&self) -> Option<String> {
+        let body = serde_json::from_slice::<Value>(&self.body).ok()?;
+        body["event"]["challenge"].as_str().map(str::to_owned)
+    }
+
     /// Checks the Coze signature independently of the code under test.
     pub fn coze_signature_valid(&self, verify_token: &str) -> bool {
         let mut hasher = Sha1::new();
@@ -55,12 +63,47 @@ impl Received {
     }
 }
 
+/// Every request a receiver got, in order of arrival.
+#[derive(Clone, Default)]
+pub struct Inbox(Arc<Mutex<Vec<Received>>>);
+
+impl Inbox {
+    pub fn record(&self, received: Received) {
+        self.0.lock().unwrap().push(received);
+    }
+
+    pub fn received(&self) -> Vec<Received> {
+        self.0.lock().unwrap().clone()
+    }
+
+    /// Pushes received other than `url_verification` challenges.
+    pub fn pushes(&self) -> Vec<Received> {
+        self.received()
+            .into_iter()
+            .filter(|r| r.json()["header"]["event_type"] != "url_verification")
+            .collect()
+    }
+
+    /// Waits until `count` pushes arrived (or panics after `limit`).
+    pub async fn wait_for_pushes(&self, count: usize, limit: Duration) -> Vec<Received> {
+        super::eventually(limit, || {
+            let pushes = self.pushes();
+            if pushes.len() >= count {
+                Ok(pushes)
+            } else {
+                Err(format!("only {} of {count} pushes arrived", pushes.len()))
+            }
+        })
+        .await
+    }
+}
+
 #[derive(Clone)]
 struct Shared {
     behaviour: Arc<Mutex<Behaviour>>,
     /// Behaviours for the next requests, one each, before falling back to `behaviour`.
     script: Arc<Mutex<std::collections::VecDeque<Behaviour>>>,
-    received: Arc<Mutex<Vec<Received>>>,
+    inbox: Inbox,
     /// Requests being answered now, and the most there ever were at once.
     concurrency: Arc<Mutex<(usize, usize)>>,
 }
@@ -81,7 +124,7 @@ impl Receiver {
         let shared = Shared {
             behaviour: Arc::new(Mutex::new(behaviour)),
             script: Arc::default(),
-            received: Arc::default(),
+            inbox: Inbox::default(),
             concurrency: Arc::default(),
         };
         let app = Router::new().fallback(answer).with_state(shared.clone());
@@ -107,33 +150,21 @@ impl Receiver {
         self.shared.concurrency.lock().unwrap().1
     }
 
+    /// Every request this receiver got.
+    pub fn inbox(&self) -> &Inbox {
+        &self.shared.inbox
+    }
+
     pub fn received(&self) -> Vec<Received> {
-        self.shared.received.lock().unwrap().clone()
+        self.shared.inbox.received()
     }
 
-    /// Pushes received other than `url_verification` challenges.
     pub fn pushes(&self) -> Vec<Received> {
-        self.received()
-            .into_iter()
-            .filter(|r| r.json()["header"]["event_type"] != "url_verification")
-            .collect()
+        self.shared.inbox.pushes()
     }
 
-    /// Waits until `count` pushes arrived (or panics after `limit`).
     pub async fn wait_for_pushes(&self, count: usize, limit: Duration) -> Vec<Received> {
-        let deadline = Instant::now() + limit;
-        loop {
-            let pushes = self.pushes();
-            if pushes.len() >= count {
-                return pushes;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "only {} of {count} pushes arrived in {limit:?}",
-                pushes.len()
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.shared.inbox.wait_for_pushes(count, limit).await
     }
 }
 
@@ -159,10 +190,9 @@ async fn respond(shared: &Shared, headers: HeaderMap, body: Bytes) -> Response {
         .iter()
         .map(|(k, v)| (k.as_str().to_owned(), v.to_str().unwrap_or_default().to_owned()))
         .collect();
-    shared.received.lock().unwrap().push(Received { headers, body: body.to_vec(), at: Instant::now() });
-    let challenge = serde_json::from_slice::<Value>(&body)
-        .ok()
-        .and_then(|v| v["event"]["challenge"].as_str().map(str::to_owned));
+    let received = Received { headers, body: body.to_vec(), at: Instant::now() };
+    let challenge = received.challenge();
+    shared.inbox.record(received);
     let scripted = if challenge.is_none() { shared.script.lock().unwrap().pop_front() } else { None };
     let mut behaviour = scripted.unwrap_or_else(|| shared.behaviour.lock().unwrap().clone());
     if challenge.is_some() && matches!(behaviour, Behaviour::Reply(_) | Behaviour::RetryAfter(_)) {
@@ -181,6 +211,7 @@ async fn respond(shared: &Shared, headers: HeaderMap, body: Bytes) -> Response {
             (StatusCode::TOO_MANY_REQUESTS, [("retry-after", seconds.to_string())]).into_response()
         }
         Behaviour::Reply(value) => axum::Json(value).into_response(),
+        Behaviour::Hang => std::future::pending().await,
     }
 }
 
