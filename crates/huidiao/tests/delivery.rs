@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use std::time::{Duration, Instant};
 
 use base64::Engine;
-use common::receiver::{Behaviour, Receiver};
+use common::receiver::{Behaviour, Received, Receiver};
 use common::{Options, Server};
 use hmac::{Hmac, Mac};
 use reqwest::Method;
@@ -297,6 +297,61 @@ async fn a_slow_receiver_does_not_delay_a_fast_one() {
     let took = started.elapsed();
     assert!(slow.pushes().len() <= 16, "the slow app is held to its own in-flight limit");
     assert!(took < Duration::from_millis(2500), "the fast app waited for the slow one ({took:?})");
+}
+
+/// The most pushes that arrived within any one second.
+fn busiest_second(pushes: &[Received]) -> usize {
+    pushes
+        .iter()
+        .map(|first| {
+            pushes.iter().filter(|p| p.at >= first.at && p.at < first.at + Duration::from_secs(1)).count()
+        })
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test]
+async fn an_operator_rate_cap_paces_an_app_and_nothing_fails() {
+    let server = Server::start().await;
+    let receiver = Receiver::start(Behaviour::Good).await;
+    let t = server.tenant("personal", "member").await;
+    let app = server.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
+    let limits = format!("/admin/v1/api_apps/{}/limits", app["id"].as_str().unwrap());
+    for bad in [json!({"max_per_second": 0}), json!({"max_per_second": -3}), json!({"max_per_second": "5"})] {
+        server.admin(Method::PUT, &limits, Some(bad)).await.err(4000, 400);
+    }
+    server
+        .admin(Method::PUT, "/admin/v1/api_apps/123/limits", Some(json!({"max_per_second": 5})))
+        .await
+        .err(4200, 404);
+    server
+        .call(Method::PUT, &limits, Some(&t.token), Some(json!({"max_per_second": 5})))
+        .await
+        .err(4101, 403);
+    assert_eq!(server.admin(Method::GET, &limits, None).await.ok()["max_per_second"], Value::Null);
+    let set = server.admin(Method::PUT, &limits, Some(json!({"max_per_second": 10}))).await.ok();
+    assert_eq!(set["max_per_second"], 10);
+    assert_eq!(server.admin(Method::GET, &limits, None).await.ok()["max_per_second"], 10);
+
+    let batch = |n: usize| {
+        let events: Vec<Value> = (0..n)
+            .map(|i| json!({"event_type": "benefit.usage", "coze_account_id": t.account_id, "event": {"id": i.to_string()}}))
+            .collect();
+        json!({ "events": events })
+    };
+    server.admin(Method::POST, "/admin/v1/events:batch", Some(batch(25))).await.ok();
+    let paced = receiver.wait_for_pushes(25, Duration::from_secs(10)).await;
+    let span = paced.last().unwrap().at - paced[0].at;
+    assert!(span >= Duration::from_millis(2200), "25 pushes at 10/s arrived within {span:?}");
+    assert!(busiest_second(&paced) <= 11, "{} pushes in one second at 10/s", busiest_second(&paced));
+    let statuses = server.deliveries(&t.token, &app, "status=succeeded&page_size=50").await;
+    assert_eq!(statuses.len(), 25, "paced deliveries wait, they do not fail");
+
+    server.admin(Method::PUT, &limits, Some(json!({"max_per_second": null}))).await.ok();
+    server.admin(Method::POST, "/admin/v1/events:batch", Some(batch(25))).await.ok();
+    let all = receiver.wait_for_pushes(50, Duration::from_secs(5)).await;
+    let span = all.last().unwrap().at - all[25].at;
+    assert!(span < Duration::from_millis(1000), "without a cap 25 pushes took {span:?}");
 }
 
 #[tokio::test]

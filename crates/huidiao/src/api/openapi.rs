@@ -15,6 +15,7 @@ use super::{admin, coze, deliveries, service};
         admin::tenants::create_account, admin::tenants::create_user, admin::tenants::create_token,
         admin::tenants::revoke_token, admin::tenants::create_connector,
         admin::events::publish, admin::events::publish_batch,
+        admin::limits::get_limits, admin::limits::set_limits,
         deliveries::list, deliveries::get_one, deliveries::resend,
         service::healthz, service::readyz, service::metrics, service::openapi,
     ),

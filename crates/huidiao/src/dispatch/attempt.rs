@@ -82,6 +82,7 @@ mod tests {
             callback_url: "http://127.0.0.1:1/".into(),
             verify_token: "t".into(),
             round_attempts,
+            max_per_second: None,
         }
     }
 

@@ -172,7 +172,7 @@ impl Scheduler {
         shutdown: CancellationToken,
     ) {
         let slots = async {
-            let app_slot = self.apps.acquire(delivery.app_id).await;
+            let app_slot = self.apps.acquire(delivery.app_id, delivery.max_per_second).await;
             let permit = self.global.clone().acquire_owned().await.ok()?;
             Some((app_slot, permit))
         };

@@ -6,6 +6,7 @@ use serde::Serialize;
 
 use crate::domain::apps::AppType;
 use crate::domain::event_types::EventType;
+use crate::error::ApiError;
 
 /// The stages of a delivery. `Pending` is waiting for its next attempt (or in flight);
 /// the other four are final until a resend makes it pending again.
@@ -25,6 +26,20 @@ string_enum!(DeliveryStatus {
     Cancelled => "cancelled",
     Skipped => "skipped",
 });
+
+/// The highest delivery rate cap an operator can set on an app, per second.
+pub const MAX_RATE_CAP: u32 = 100_000;
+
+/// Checks an operator's rate cap for an app: `None` (no cap) or 1 to [`MAX_RATE_CAP`] per second.
+pub fn validate_rate_cap(max_per_second: Option<i64>) -> Result<Option<u32>, ApiError> {
+    match max_per_second {
+        None => Ok(None),
+        Some(n) if (1..=i64::from(MAX_RATE_CAP)).contains(&n) => Ok(Some(n as u32)),
+        Some(n) => Err(ApiError::bad_request(format!(
+            "max_per_second must be between 1 and {MAX_RATE_CAP}, or null for no cap; got {n}"
+        ))),
+    }
+}
 
 /// How long a receiver has to answer [Coze]: 3 s, and 10 s for `bot.published` to a connector
 /// app, whose answer carries the channel's review.
@@ -69,6 +84,17 @@ pub fn is_success(status: u16) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rate_caps_are_positive_and_bounded() {
+        assert_eq!(validate_rate_cap(None).unwrap(), None);
+        assert_eq!(validate_rate_cap(Some(1)).unwrap(), Some(1));
+        assert_eq!(validate_rate_cap(Some(100_000)).unwrap(), Some(100_000));
+        for bad in [0, -1, 100_001, i64::MAX] {
+            let err = validate_rate_cap(Some(bad)).unwrap_err();
+            assert!(err.msg.contains("between 1 and 100000"), "{}", err.msg);
+        }
+    }
 
     #[test]
     fn timeouts() {

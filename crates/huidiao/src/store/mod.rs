@@ -104,6 +104,8 @@ pub struct App {
     pub verify_token: String,
     pub created_at: i64,
     pub updated_at: i64,
+    /// The operator's cap on deliveries per second to this app, over all nodes.
+    pub max_per_second: Option<u32>,
 }
 
 impl App {
@@ -141,6 +143,8 @@ pub struct LeasedDelivery {
     pub verify_token: String,
     /// Attempts since the delivery was last queued (publish or resend), for the retry policy.
     pub round_attempts: u32,
+    /// The app's cap on deliveries per second, if the operator set one.
+    pub max_per_second: Option<u32>,
 }
 
 /// What an attempt decided for its delivery.
@@ -239,6 +243,9 @@ const RECORD_ATTEMPT_SQL: &str = "UPDATE deliveries SET
         updated_at = $7
      WHERE id = $1";
 
+/// Seconds of deliveries at its rate cap that a rate-limited app may have leased.
+const RATE_WINDOW_S: i64 = 10;
+
 /// Which backend a shared statement is written out for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Dialect {
@@ -252,15 +259,34 @@ enum Dialect {
 /// `queued` walks the apps that have pending deliveries with one index seek each (a loose index
 /// scan), and `due` takes at most a window of each app's oldest due deliveries, so the cost
 /// follows the number of apps with work, not the number of pending deliveries, and an app with a
-/// huge backlog cannot crowd the others out of a batch. An app whose live leases belong to
-/// another node is skipped: one node at a time delivers an app, so the per-app limits that node
-/// applies hold over all nodes. SQLite is told which indexes to use, because its planner
+/// huge backlog cannot crowd the others out of a batch; an app with a rate cap gets at most
+/// [`RATE_WINDOW_S`] seconds of deliveries, so they do not sit leased for long. An app whose
+/// live leases belong to another node is skipped: one node at a time delivers an app, so the
+/// per-app limits that node applies hold over all nodes. SQLite is told which indexes to use, because its planner
 /// otherwise reads every pending row through `deliveries_by_age` (the update finds its rows by
 /// id); PostgreSQL locks the rows it takes and skips rows another transaction holds.
 fn lease_due_sql(dialect: Dialect) -> String {
-    let (queue, leased, by_id, row_lock) = match dialect {
-        Dialect::Sqlite => ("INDEXED BY deliveries_queue", "INDEXED BY deliveries_leased", "NOT INDEXED", ""),
-        Dialect::Postgres => ("", "", "", "FOR UPDATE SKIP LOCKED"),
+    let (queue, leased, by_id) = match dialect {
+        Dialect::Sqlite => ("INDEXED BY deliveries_queue", "INDEXED BY deliveries_leased", "NOT INDEXED"),
+        Dialect::Postgres => ("", "", ""),
+    };
+    // Each app's oldest due deliveries, at most a window. SQLite runs the correlated `IN` once
+    // per app; PostgreSQL needs `LATERAL` for that (it plans the `IN` form as a scan of every
+    // delivery).
+    let app_window = format!(
+        "FROM deliveries AS w {queue}
+         WHERE w.app_id = q.app_id AND w.status = 'pending' AND w.next_attempt_at <= $2
+         ORDER BY w.next_attempt_at LIMIT $3"
+    );
+    let due = match dialect {
+        Dialect::Sqlite => format!(
+            "SELECT d.id, d.app_id, d.next_attempt_at FROM queued AS q JOIN deliveries AS d
+             ON d.id IN (SELECT w.id {app_window})"
+        ),
+        Dialect::Postgres => format!(
+            "SELECT d.id, d.app_id, d.next_attempt_at FROM queued AS q CROSS JOIN LATERAL
+             (SELECT w.id, w.app_id, w.next_attempt_at {app_window} FOR UPDATE SKIP LOCKED) AS d"
+        ),
     };
     format!(
         "WITH RECURSIVE
@@ -273,23 +299,25 @@ fn lease_due_sql(dialect: Dialect) -> String {
            held AS (
              SELECT app_id, COUNT(*) AS n, MAX(CASE WHEN lease_owner = $5 THEN 0 ELSE 1 END) AS elsewhere
              FROM deliveries {leased} WHERE lease_until > $2 AND status = 'pending' GROUP BY app_id),
-           due AS (
-             SELECT d.id, d.app_id, d.next_attempt_at FROM queued AS q JOIN deliveries AS d
-             ON d.id IN (SELECT w.id FROM deliveries AS w {queue}
-                         WHERE w.app_id = q.app_id AND w.status = 'pending' AND w.next_attempt_at <= $2
-                         ORDER BY w.next_attempt_at LIMIT $3 {row_lock})),
+           due AS ({due}),
            ranked AS (
              SELECT due.id, due.next_attempt_at, COALESCE(held.elsewhere, 0) AS elsewhere,
                     ROW_NUMBER() OVER (PARTITION BY due.app_id ORDER BY due.next_attempt_at, due.id)
-                      + COALESCE(held.n, 0) AS slot
-             FROM due LEFT JOIN held ON held.app_id = due.app_id)
+                      + COALESCE(held.n, 0) AS slot,
+                    CASE WHEN a.max_per_second * {RATE_WINDOW_S} < $3
+                         THEN a.max_per_second * {RATE_WINDOW_S} ELSE $3 END AS app_window
+             FROM due JOIN api_apps AS a ON a.id = due.app_id LEFT JOIN held ON held.app_id = due.app_id)
          UPDATE deliveries {by_id} SET lease_until = $1, next_attempt_at = $1, lease_owner = $5
-         WHERE id IN (SELECT id FROM ranked WHERE slot <= $3 AND elsewhere = 0
+         WHERE id IN (SELECT id FROM ranked WHERE slot <= app_window AND elsewhere = 0
                       ORDER BY next_attempt_at LIMIT $4)
            AND status = 'pending' AND next_attempt_at <= $2
          RETURNING id"
     )
 }
+
+/// Sets an app's delivery rate cap (id, cap or NULL, time of change).
+const SET_MAX_PER_SECOND_SQL: &str =
+    "UPDATE api_apps SET max_per_second = $2, updated_at = $3 WHERE id = $1 AND deleted_at IS NULL";
 
 /// Queues a delivery again (id, app id, now). One in flight is left to finish.
 const RESEND_SQL: &str = "UPDATE deliveries
@@ -345,6 +373,8 @@ pub trait Store: Send + Sync + 'static {
     ) -> StoreResult<Vec<App>>;
     /// Applies `update` to a live app; false when there is no such app.
     async fn update_app(&self, id: i64, update: &AppUpdate, now: i64) -> StoreResult<bool>;
+    /// Sets or clears an app's cap on deliveries per second; false when there is no such app.
+    async fn set_max_per_second(&self, id: i64, max_per_second: Option<u32>, now: i64) -> StoreResult<bool>;
     /// Deletes an app and its subscriptions and cancels its pending deliveries; false when there
     /// is no such app.
     async fn delete_app(&self, id: i64, now: i64) -> StoreResult<bool>;

@@ -26,7 +26,7 @@ use super::rows::{
 use super::{
     connector_taken, lease_due_sql, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector,
     Delivery, DeliveryFilter, Dialect, LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult,
-    Subscription, TokenGrant, TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL,
+    Subscription, TokenGrant, TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL, SET_MAX_PER_SECOND_SQL,
 };
 use crate::dispatch::Wake;
 use crate::domain::apps::AppType;
@@ -418,7 +418,7 @@ impl Store for PostgresStore {
         let inserted = client
             .execute(
                 &format!(
-                    "INSERT INTO api_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+                    "INSERT INTO api_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)"
                 ),
                 &[
                     &a.id,
@@ -431,6 +431,7 @@ impl Store for PostgresStore {
                     &a.verify_token,
                     &a.created_at,
                     &a.updated_at,
+                    &a.max_per_second.map(i64::from),
                 ],
             )
             .await;
@@ -489,6 +490,11 @@ impl Store for PostgresStore {
             )
             .await?;
         Ok(changed > 0)
+    }
+
+    async fn set_max_per_second(&self, id: i64, max_per_second: Option<u32>, now: i64) -> StoreResult<bool> {
+        let max_per_second = max_per_second.map(i64::from);
+        Ok(self.execute(SET_MAX_PER_SECOND_SQL, &[&id, &max_per_second, &now]).await? > 0)
     }
 
     async fn delete_app(&self, id: i64, now: i64) -> StoreResult<bool> {

@@ -93,7 +93,8 @@ pub fn connector(r: &impl Columns) -> StoreResult<Connector> {
 }
 
 pub const APP_COLUMNS: &str =
-    "id, account_id, owner_id, app_type, name, connector_id, callback_url, verify_token, created_at, updated_at";
+    "id, account_id, owner_id, app_type, name, connector_id, callback_url, verify_token, created_at, updated_at, \
+     max_per_second";
 
 pub fn app(r: &impl Columns) -> StoreResult<App> {
     Ok(App {
@@ -107,6 +108,7 @@ pub fn app(r: &impl Columns) -> StoreResult<App> {
         verify_token: r.text(7)?,
         created_at: r.int(8)?,
         updated_at: r.int(9)?,
+        max_per_second: r.opt_int(10)?.map(|n| n as u32),
     })
 }
 
@@ -142,7 +144,7 @@ pub fn audit_to_text(audit: Option<&Audit>) -> Option<String> {
 
 /// A leased delivery with its app's current URL and token (`d` deliveries, `a` api_apps).
 pub const LEASED_COLUMNS: &str = "d.id, d.app_id, a.app_type, d.event_type, d.event_key, d.body, \
-     COALESCE(a.callback_url, ''), a.verify_token, d.round_attempts";
+     COALESCE(a.callback_url, ''), a.verify_token, d.round_attempts, a.max_per_second";
 
 pub fn leased(r: &impl Columns) -> StoreResult<LeasedDelivery> {
     Ok(LeasedDelivery {
@@ -155,6 +157,7 @@ pub fn leased(r: &impl Columns) -> StoreResult<LeasedDelivery> {
         callback_url: r.text(6)?,
         verify_token: r.text(7)?,
         round_attempts: r.int(8)? as u32,
+        max_per_second: r.opt_int(9)?.map(|n| n as u32),
     })
 }
 

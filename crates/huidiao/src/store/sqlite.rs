@@ -18,7 +18,7 @@ use super::rows::{
 use super::{
     connector_taken, lease_due_sql, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector,
     Delivery, DeliveryFilter, Dialect, LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult,
-    Subscription, TokenGrant, TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL,
+    Subscription, TokenGrant, TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL, SET_MAX_PER_SECOND_SQL,
 };
 use crate::domain::apps::AppType;
 use crate::domain::delivery::DeliveryStatus;
@@ -413,7 +413,7 @@ impl Store for SqliteStore {
         self.write(move |tx| {
             let inserted = tx.execute(
                 &format!(
-                    "INSERT INTO api_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)"
+                    "INSERT INTO api_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
                 ),
                 params![
                     a.id,
@@ -425,7 +425,8 @@ impl Store for SqliteStore {
                     a.callback_url,
                     a.verify_token,
                     a.created_at,
-                    a.updated_at
+                    a.updated_at,
+                    a.max_per_second
                 ],
             );
             match inserted {
@@ -491,6 +492,13 @@ impl Store for SqliteStore {
                 params![id, update.name, update.callback_url, now],
             )?;
             Ok(changed > 0)
+        })
+        .await
+    }
+
+    async fn set_max_per_second(&self, id: i64, max_per_second: Option<u32>, now: i64) -> StoreResult<bool> {
+        self.write(move |tx| {
+            Ok(tx.execute(&numbered(SET_MAX_PER_SECOND_SQL), params![id, max_per_second, now])? > 0)
         })
         .await
     }
@@ -792,6 +800,7 @@ mod tests {
                 verify_token: "v".into(),
                 created_at: NOW,
                 updated_at: NOW,
+                max_per_second: None,
             };
             store.create_app(&app).await.unwrap();
             let subscription = Subscription {

@@ -428,7 +428,9 @@ impl Drop for Server {
             let _ = child.kill();
             let _ = child.wait();
         }
-        if !std::thread::panicking() {
+        if std::thread::panicking() {
+            eprintln!("--- server log ---\n{}", self.log_text());
+        } else {
             let log = self.log_text();
             for secret in self.secrets.lock().unwrap().iter() {
                 assert!(!log.contains(secret.as_str()), "a secret the server handed out is in its log");

@@ -174,15 +174,28 @@ impl Drop for Receiver {
     }
 }
 
-async fn answer(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
-    {
-        let mut concurrency = shared.concurrency.lock().unwrap();
-        concurrency.0 += 1;
-        concurrency.1 = concurrency.1.max(concurrency.0);
+/// Counts a request as being answered until dropped, which also happens when its client goes
+/// away mid-answer (the handler is then cancelled).
+struct Answering(Arc<Mutex<(usize, usize)>>);
+
+impl Answering {
+    fn start(concurrency: &Arc<Mutex<(usize, usize)>>) -> Answering {
+        let mut counts = concurrency.lock().unwrap();
+        counts.0 += 1;
+        counts.1 = counts.1.max(counts.0);
+        Answering(concurrency.clone())
     }
-    let response = respond(&shared, headers, body).await;
-    shared.concurrency.lock().unwrap().0 -= 1;
-    response
+}
+
+impl Drop for Answering {
+    fn drop(&mut self) {
+        self.0.lock().unwrap().0 -= 1;
+    }
+}
+
+async fn answer(State(shared): State<Shared>, headers: HeaderMap, body: Bytes) -> Response {
+    let _answering = Answering::start(&shared.concurrency);
+    respond(&shared, headers, body).await
 }
 
 async fn respond(shared: &Shared, headers: HeaderMap, body: Bytes) -> Response {

@@ -1,9 +1,10 @@
 //! `/admin/v1`: the operator's endpoints (operator-api.md). Every one needs the admin token.
 
 pub mod events;
+pub mod limits;
 pub mod tenants;
 
-use axum::routing::{delete, post};
+use axum::routing::{delete, get, post};
 use axum::{Extension, Router};
 
 use super::extract::BodyLimit;
@@ -21,4 +22,5 @@ pub fn routes(limits: Limits) -> Router<AppState> {
         .route("/admin/v1/users/{user_id}/tokens", post(tenants::create_token))
         .route("/admin/v1/tokens/{token_id}", delete(tenants::revoke_token))
         .route("/admin/v1/users/{user_id}/connectors", post(tenants::create_connector))
+        .route("/admin/v1/api_apps/{api_app_id}/limits", get(limits::get_limits).put(limits::set_limits))
 }

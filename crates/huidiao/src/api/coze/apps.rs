@@ -119,6 +119,7 @@ pub async fn create(
         verify_token: random_alphanumeric(VERIFY_TOKEN_LEN),
         created_at: now,
         updated_at: now,
+        max_per_second: None,
     };
     state.store.create_app(&app).await?;
     tracing::info!(api_app_id = app.id, app_type = %app_type, "api_app created");

@@ -1,0 +1,62 @@
+//! An app's delivery rate cap, set by the operator: `GET`/`PUT /admin/v1/api_apps/{id}/limits`.
+//! One node at a time delivers an app, so the cap holds over all nodes.
+
+use axum::extract::{Path, State};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use crate::api::envelope::{ApiResult, Reply};
+use crate::api::extract::{parse_id, JsonBody, Operator};
+use crate::api::AppState;
+use crate::domain::delivery::validate_rate_cap;
+use crate::error::ApiError;
+use crate::ids::now_ms;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SetLimitsRequest {
+    /// Deliveries per second at most, 1 to 100000; `null` (or absent) removes the cap.
+    pub max_per_second: Option<i64>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LimitsView {
+    pub api_app_id: String,
+    /// `null` when the app has no cap.
+    pub max_per_second: Option<u32>,
+}
+
+fn not_found(id: i64) -> ApiError {
+    ApiError::not_found(format!("api_app {id} not found"))
+}
+
+/// An app's delivery rate cap.
+#[utoipa::path(get, path = "/admin/v1/api_apps/{api_app_id}/limits", tag = "admin",
+    params(("api_app_id" = String, Path)), responses((status = 200, body = LimitsView)))]
+pub async fn get_limits(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(raw_id): Path<String>,
+) -> ApiResult<LimitsView> {
+    let id = parse_id("api_app", &raw_id)?;
+    let app = state.store.get_app(id).await?.ok_or_else(|| not_found(id))?;
+    Ok(Reply::data(LimitsView { api_app_id: id.to_string(), max_per_second: app.max_per_second }))
+}
+
+/// Caps an app's deliveries per second (or removes the cap); queued deliveries wait their turn.
+#[utoipa::path(put, path = "/admin/v1/api_apps/{api_app_id}/limits", tag = "admin", request_body = SetLimitsRequest,
+    params(("api_app_id" = String, Path)), responses((status = 200, body = LimitsView)))]
+pub async fn set_limits(
+    State(state): State<AppState>,
+    _: Operator,
+    Path(raw_id): Path<String>,
+    JsonBody(req): JsonBody<SetLimitsRequest>,
+) -> ApiResult<LimitsView> {
+    let id = parse_id("api_app", &raw_id)?;
+    let max_per_second = validate_rate_cap(req.max_per_second)?;
+    if !state.store.set_max_per_second(id, max_per_second, now_ms()).await? {
+        return Err(not_found(id));
+    }
+    tracing::info!(api_app_id = id, max_per_second, "delivery rate cap set");
+    Ok(Reply::data(LimitsView { api_app_id: id.to_string(), max_per_second }))
+}
