@@ -53,6 +53,12 @@ pub struct ServeConfig {
     #[arg(long, env = "HUIDIAO_RATE_LIMIT_BURST", default_value_t = 200)]
     pub rate_limit_burst: u32,
 
+    /// Failed authentications per second one client address may make, per node (bursts of twice
+    /// that); over it they answer 4013 (HTTP 429) with `Retry-After`. Valid tokens are never
+    /// refused by it. 0 is no limit.
+    #[arg(long, env = "HUIDIAO_RATE_LIMIT_FAILED_AUTH_PER_IP", default_value_t = 10)]
+    pub rate_limit_failed_auth_per_ip: u32,
+
     #[command(flatten)]
     pub delivery: DeliveryConfig,
 

@@ -135,7 +135,11 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         allow_private_callback_urls: config.allow_private_callback_urls,
         metrics: metrics.clone(),
         wake: wake.clone(),
-        rate_limits: Arc::new(RateLimits::new(config.rate_limit_per_token, config.rate_limit_burst)),
+        rate_limits: Arc::new(RateLimits::new(
+            config.rate_limit_per_token,
+            config.rate_limit_burst,
+            config.rate_limit_failed_auth_per_ip,
+        )),
         limits: Limits {
             max_apps_per_account: config.max_apps_per_account,
             max_body_bytes: config.max_body_bytes,
@@ -176,7 +180,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     );
     let stop = shutdown.clone();
     let task = tokio::spawn(async move {
-        axum::serve(listener, app)
+        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
             .with_graceful_shutdown(stop.clone().cancelled_owned())
             .await
             .map_err(|e| format!("server failed: {e}"))?;

@@ -238,6 +238,18 @@ async fn bad_input_never_panics_or_answers_5000() {
     server.call(Method::GET, &format!("{app_path}/events/extra"), token, None).await.err(4200, 404);
     server.call(Method::GET, "/v1/api_apps/", token, None).await.err(4200, 404);
     server.call(Method::GET, "/nothing/here", None, None).await.err(4200, 404);
+
+    let huge_header = reqwest::Client::new()
+        .get(format!("{}/v1/api_apps", server.base))
+        .bearer_auth(&t.token)
+        .header("x-padding", "p".repeat(20 * 1024))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(huge_header.status(), 431);
+    let body: Value = huge_header.json().await.unwrap();
+    assert_eq!(body["code"], 4000);
+    assert!(body["msg"].as_str().unwrap().contains("headers"), "{body}");
     assert!(!server.log_text().contains("panicked"));
 }
 

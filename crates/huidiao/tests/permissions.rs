@@ -227,3 +227,24 @@ async fn each_token_is_rate_limited_on_its_own() {
     tokio::time::sleep(std::time::Duration::from_secs(wait)).await;
     server.call(Method::GET, "/v1/api_apps", Some(&busy.token), None).await.ok();
 }
+
+#[tokio::test]
+async fn failed_authentications_are_limited_per_address_and_valid_tokens_still_work() {
+    let options = common::Options {
+        extra_args: ["--rate-limit-failed-auth-per-ip", "2"].map(String::from).to_vec(),
+        ..Default::default()
+    };
+    let server = Server::start_with(options).await;
+    let t = server.tenant("personal", "member").await;
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        answers.push(server.call(Method::GET, "/v1/api_apps", Some("pat_guess"), None).await);
+    }
+    assert_eq!(answers[0].code(), 4100, "the first failures are answered as such");
+    let limited =
+        answers.iter().find(|a| a.code() == 4013).expect("ten failures at once go over 2/s, bursts of 4");
+    assert!(limited.err(4013, 429).contains("failed authentications"));
+    assert!(limited.retry_after.is_some());
+    server.admin(Method::GET, "/admin/v1/api_apps/1/limits", None).await.err(4200, 404);
+    server.call(Method::GET, "/v1/api_apps", Some(&t.token), None).await.ok();
+}

@@ -112,6 +112,11 @@ pub fn parse_id(what: &str, raw: &str) -> Result<i64, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("{what} {raw:?} not found")))
 }
 
+/// The peer address of the connection, when the server was started with it.
+fn client_address(parts: &Parts) -> Option<std::net::IpAddr> {
+    parts.extensions.get::<axum::extract::ConnectInfo<std::net::SocketAddr>>().map(|info| info.0.ip())
+}
+
 fn bearer(parts: &Parts) -> Result<&str, ApiError> {
     let value = parts.headers.get(header::AUTHORIZATION).ok_or_else(|| {
         ApiError::unauthenticated("missing Authorization header; send Authorization: Bearer <token>")
@@ -156,8 +161,11 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
-        let caller = authenticate_pat(state, token).await?;
+        let caller = match bearer(parts) {
+            Ok(token) => authenticate_pat(state, token).await,
+            Err(e) => Err(e),
+        }
+        .map_err(|e| state.rate_limits.failed_auth(client_address(parts), e))?;
         tracing::Span::current().record("token_id", caller.token_id);
         state.rate_limits.check(RateKey::Token(caller.token_id))?;
         Ok(caller)
@@ -171,7 +179,8 @@ impl FromRequestParts<AppState> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let token = bearer(parts)?;
+        let failed = |e| state.rate_limits.failed_auth(client_address(parts), e);
+        let token = bearer(parts).map_err(failed)?;
         if token_matches(token, &state.admin_token_hash) {
             state.rate_limits.check(RateKey::Admin)?;
             return Ok(Operator);
@@ -181,6 +190,6 @@ impl FromRequestParts<AppState> for Operator {
                 "personal access tokens cannot call the operator API; use the admin token",
             ));
         }
-        Err(ApiError::unauthenticated("unknown admin token"))
+        Err(failed(ApiError::unauthenticated("unknown admin token")))
     }
 }

@@ -77,8 +77,27 @@ pub fn router(state: AppState) -> Router {
             ApiError::internal("internal error; the server log has the details under this logid")
                 .into_response()
         }))
+        .layer(middleware::from_fn(bounded_headers))
         .layer(middleware::from_fn(log_requests))
         .with_state(state)
+}
+
+/// The most header bytes (names and values) a request may carry. hyper allows up to 100
+/// headers in a buffer of about 400 KiB; no client of this API needs more than a few KiB.
+pub const MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Refuses requests whose headers add up to more than [`MAX_HEADER_BYTES`], with the envelope
+/// and HTTP 431.
+async fn bounded_headers(req: Request, next: Next) -> Response {
+    let bytes: usize = req.headers().iter().map(|(name, value)| name.as_str().len() + value.len()).sum();
+    if bytes > MAX_HEADER_BYTES {
+        return ApiError::bad_request(format!(
+            "request headers are {bytes} bytes, more than the {MAX_HEADER_BYTES} allowed"
+        ))
+        .with_status(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE)
+        .into_response();
+    }
+    next.run(req).await
 }
 
 /// Gives each request a Coze-shaped log id (in the envelope, the `X-Tt-Logid` header and the

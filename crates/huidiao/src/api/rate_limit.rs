@@ -1,14 +1,17 @@
 //! Rate limiting per token: each personal access token, and the admin token, may make a steady
 //! number of requests per second with a burst on top. Over that, requests answer 4013 (HTTP 429)
-//! with `Retry-After`. The limit is kept in memory, per node.
+//! with `Retry-After`. Failed authentications are limited per client address the same way, so a
+//! client guessing or replaying bad tokens is slowed without ever refusing a valid token. The
+//! limits are kept in memory, per node.
 
+use std::net::IpAddr;
 use std::num::NonZeroU32;
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
 use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
 
-use crate::error::ApiError;
+use crate::error::{ApiError, ErrorCode};
 
 /// Who a request is counted against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -17,33 +20,60 @@ pub enum RateKey {
     Admin,
 }
 
-/// The limiter of a server; `None` inside when limiting is switched off.
+/// The limiters of a server; `None` inside when a limit is switched off.
 pub struct RateLimits {
-    limiter: Option<DefaultKeyedRateLimiter<RateKey>>,
+    per_token: Option<DefaultKeyedRateLimiter<RateKey>>,
+    failed_auth_per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     clock: DefaultClock,
 }
 
+/// A keyed limiter of `per_second` with bursts of `burst` (at least `per_second`); 0 is none.
+fn keyed<K: Clone + Eq + std::hash::Hash>(per_second: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+    NonZeroU32::new(per_second).map(|rate| {
+        let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
+        RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+    })
+}
+
 impl RateLimits {
-    /// `per_second` requests per second per token with bursts of `burst`; 0 switches it off.
-    pub fn new(per_second: u32, burst: u32) -> Self {
-        let limiter = NonZeroU32::new(per_second).map(|rate| {
-            let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
-            RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
-        });
-        RateLimits { limiter, clock: DefaultClock::default() }
+    /// `per_second` requests per second per token with bursts of `burst`, and
+    /// `failed_auth_per_second` failed authentications per client address with bursts of twice
+    /// that; 0 switches a limit off.
+    pub fn new(per_second: u32, burst: u32, failed_auth_per_second: u32) -> Self {
+        RateLimits {
+            per_token: keyed(per_second, burst),
+            failed_auth_per_address: keyed(failed_auth_per_second, failed_auth_per_second.saturating_mul(2)),
+            clock: DefaultClock::default(),
+        }
     }
 
     /// Counts one request against `key`, or says when to come back.
     pub fn check(&self, key: RateKey) -> Result<(), ApiError> {
-        let Some(limiter) = &self.limiter else { return Ok(()) };
+        let Some(limiter) = &self.per_token else { return Ok(()) };
         limiter.check_key(&key).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            let seconds = wait.max(Duration::from_millis(1)).as_secs_f64().ceil() as u64;
-            ApiError::rate_limited(
-                format!("too many requests with this token; try again in {seconds} s"),
-                seconds,
-            )
+            self.refusal("too many requests with this token", not_until.wait_time_from(self.clock.now()))
         })
+    }
+
+    /// Counts a failed authentication (4100) from `address` and answers `failure`, or 4013 once
+    /// the address has failed too often. Other errors pass through uncounted.
+    pub fn failed_auth(&self, address: Option<IpAddr>, failure: ApiError) -> ApiError {
+        let (Some(limiter), Some(address)) = (&self.failed_auth_per_address, address) else { return failure };
+        if failure.code != ErrorCode::Unauthenticated {
+            return failure;
+        }
+        match limiter.check_key(&address) {
+            Ok(()) => failure,
+            Err(not_until) => self.refusal(
+                "too many failed authentications from this address",
+                not_until.wait_time_from(self.clock.now()),
+            ),
+        }
+    }
+
+    fn refusal(&self, what: &str, wait: Duration) -> ApiError {
+        let seconds = wait.max(Duration::from_millis(1)).as_secs_f64().ceil() as u64;
+        ApiError::rate_limited(format!("{what}; try again in {seconds} s"), seconds)
     }
 }
 
@@ -54,7 +84,7 @@ mod tests {
 
     #[test]
     fn bursts_then_refuses_with_a_wait() {
-        let limits = RateLimits::new(2, 3);
+        let limits = RateLimits::new(2, 3, 0);
         for _ in 0..3 {
             assert!(limits.check(RateKey::Token(1)).is_ok());
         }
@@ -67,9 +97,25 @@ mod tests {
 
     #[test]
     fn zero_switches_it_off() {
-        let limits = RateLimits::new(0, 0);
+        let limits = RateLimits::new(0, 0, 0);
         for _ in 0..1000 {
             assert!(limits.check(RateKey::Admin).is_ok());
         }
+    }
+
+    #[test]
+    fn failed_authentications_are_limited_per_address() {
+        let limits = RateLimits::new(0, 0, 1);
+        let (here, there): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
+        let unknown = || ApiError::unauthenticated("unknown token");
+        for _ in 0..2 {
+            assert_eq!(limits.failed_auth(Some(here), unknown()).code, ErrorCode::Unauthenticated);
+        }
+        let refused = limits.failed_auth(Some(here), unknown());
+        assert_eq!(refused.code, ErrorCode::RateLimited);
+        assert!(refused.msg.contains("failed authentications"), "{}", refused.msg);
+        assert_eq!(limits.failed_auth(Some(there), unknown()).code, ErrorCode::Unauthenticated);
+        let forbidden = limits.failed_auth(Some(here), ApiError::forbidden("no"));
+        assert_eq!(forbidden.code, ErrorCode::Forbidden, "only 4100 counts");
     }
 }
