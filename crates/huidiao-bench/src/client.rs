@@ -1,6 +1,8 @@
 //! The server's HTTP API as the benchmark uses it: the operator sets up tenants and publishes
 //! (admin token), a developer sets up apps (PAT). Every answer is checked for code 0.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::{json, Value};
@@ -15,20 +17,33 @@ pub struct Tenant {
     pub pat: String,
 }
 
+/// The API of every node of the server; requests go to the nodes in turn, as behind a load
+/// balancer.
 #[derive(Clone)]
 pub struct Api {
     http: reqwest::Client,
-    base_url: String,
+    base_urls: Arc<Vec<String>>,
+    turn: Arc<AtomicUsize>,
     admin_token: String,
 }
 
 impl Api {
-    pub fn new(base_url: &str, admin_token: &str) -> Self {
+    pub fn new(base_urls: &[String], admin_token: &str) -> Self {
         let http = reqwest::Client::builder()
             .timeout(Duration::from_secs(60))
             .build()
             .expect("a static client configuration is valid");
-        Api { http, base_url: base_url.to_owned(), admin_token: admin_token.to_owned() }
+        Api {
+            http,
+            base_urls: Arc::new(base_urls.to_vec()),
+            turn: Arc::default(),
+            admin_token: admin_token.to_owned(),
+        }
+    }
+
+    /// The node whose turn it is.
+    fn base_url(&self) -> &str {
+        &self.base_urls[self.turn.fetch_add(1, Ordering::Relaxed) % self.base_urls.len()]
     }
 
     /// Sends one request and answers its envelope's `data`; a non-zero code is an error.
@@ -39,7 +54,7 @@ impl Api {
         token: &str,
         body: Option<&Value>,
     ) -> Result<Value, Error> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base_url)).bearer_auth(token);
+        let mut request = self.http.request(method, format!("{}{path}", self.base_url())).bearer_auth(token);
         if let Some(body) = body {
             request = request.json(body);
         }
@@ -117,12 +132,17 @@ impl Api {
         data["deliveries"].as_u64().ok_or_else(|| format!("events: no deliveries in {data}").into())
     }
 
-    /// A sample of `/metrics`, e.g. `huidiao_deliveries_total{outcome="retried"}`; 0 when absent.
+    /// A sample of `/metrics` summed over the nodes, e.g.
+    /// `huidiao_deliveries_total{outcome="retried"}`; 0 when absent.
     pub async fn metric(&self, sample: &str) -> Result<f64, Error> {
-        let text = self.http.get(format!("{}/metrics", self.base_url)).send().await?.text().await?;
-        Ok(text
-            .lines()
-            .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse().ok())
-            .unwrap_or(0.0))
+        let mut total = 0.0;
+        for base_url in self.base_urls.iter() {
+            let text = self.http.get(format!("{base_url}/metrics")).send().await?.text().await?;
+            total += text
+                .lines()
+                .find_map(|line| line.strip_prefix(sample)?.strip_prefix(' ')?.trim().parse::<f64>().ok())
+                .unwrap_or(0.0);
+        }
+        Ok(total)
     }
 }

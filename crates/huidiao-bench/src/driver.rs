@@ -1,5 +1,6 @@
-//! The server under test: one `huidiao serve` process per run, on a free port of 127.0.0.1, with
-//! fresh storage (a temporary data dir, and for PostgreSQL a fresh schema), stopped with SIGTERM.
+//! The server under test: `huidiao serve` processes on free ports of 127.0.0.1 with fresh
+//! storage (a temporary data dir, and for PostgreSQL a fresh schema that every node of the run
+//! shares), stopped with SIGTERM.
 
 use std::collections::VecDeque;
 use std::path::PathBuf;
@@ -25,12 +26,22 @@ pub struct Options {
     binary: PathBuf,
     pub backend: Backend,
     postgres_url: String,
+    /// Nodes sharing the storage (more than one only on PostgreSQL).
+    pub nodes: usize,
 }
 
 impl Options {
     /// Finds the binary: `--huidiao`, else `$CARGO_TARGET_DIR/release/huidiao`, else the one
     /// beside this program.
-    pub fn new(given: Option<PathBuf>, backend: Backend, postgres_url: String) -> Result<Self, Error> {
+    pub fn new(
+        given: Option<PathBuf>,
+        backend: Backend,
+        postgres_url: String,
+        nodes: usize,
+    ) -> Result<Self, Error> {
+        if nodes > 1 && backend != Backend::Postgres {
+            return Err("--nodes above 1 needs --backend postgres: nodes share only PostgreSQL".into());
+        }
         let from_target_dir =
             std::env::var_os("CARGO_TARGET_DIR").map(|dir| PathBuf::from(dir).join("release/huidiao"));
         let beside_us = std::env::current_exe()?.with_file_name("huidiao");
@@ -42,28 +53,71 @@ impl Options {
             )
             .into());
         }
-        Ok(Options { binary, backend, postgres_url })
+        Ok(Options { binary, backend, postgres_url, nodes: nodes.max(1) })
     }
 }
 
+/// The server under test: one node, or several on one PostgreSQL schema.
 pub struct Huidiao {
-    child: Child,
-    pid: u32,
-    /// `http://127.0.0.1:<port>`.
-    pub base_url: String,
+    nodes: Vec<Node>,
+    /// `http://127.0.0.1:<port>` of every node.
+    pub base_urls: Vec<String>,
     pub admin_token: String,
     data_dir: PathBuf,
     schema: Option<(String, String)>,
+}
+
+/// One `huidiao serve` process.
+struct Node {
+    child: Child,
+    pid: u32,
     log: Arc<Mutex<VecDeque<String>>>,
 }
 
 impl Huidiao {
-    /// Starts `huidiao serve` with private callback URLs allowed (the sink is on loopback) and
-    /// `extra` flags, and waits for its ready line.
+    /// Starts the nodes with private callback URLs allowed (the sink is on loopback) and `extra`
+    /// flags, and waits for each one's ready line.
     pub async fn start(options: &Options, extra: &[String]) -> Result<Huidiao, Error> {
         let data_dir = std::env::temp_dir().join(format!("huidiao-bench-{}", uuid::Uuid::new_v4().simple()));
         std::fs::create_dir_all(&data_dir)?;
-        let admin_token = format!("bench-{}", uuid::Uuid::new_v4().simple());
+        let schema = match options.backend {
+            Backend::Sqlite => None,
+            Backend::Postgres => {
+                let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
+                postgres(&options.postgres_url, &format!("CREATE SCHEMA {schema}")).await?;
+                Some((options.postgres_url.clone(), schema))
+            }
+        };
+        let mut server = Huidiao {
+            nodes: Vec::new(),
+            base_urls: Vec::new(),
+            admin_token: format!("bench-{}", uuid::Uuid::new_v4().simple()),
+            data_dir,
+            schema,
+        };
+        for index in 0..options.nodes {
+            match server.start_node(options, extra, index).await {
+                Ok((node, base_url)) => {
+                    server.nodes.push(node);
+                    server.base_urls.push(base_url);
+                }
+                Err(e) => {
+                    server.kill().await;
+                    server.remove_storage().await?;
+                    return Err(e);
+                }
+            }
+        }
+        Ok(server)
+    }
+
+    async fn start_node(
+        &self,
+        options: &Options,
+        extra: &[String],
+        index: usize,
+    ) -> Result<(Node, String), Error> {
+        let data_dir = self.data_dir.join(format!("node-{index}"));
         let mut command = Command::new(&options.binary);
         command
             .arg("serve")
@@ -71,23 +125,15 @@ impl Huidiao {
             .arg("--data-dir")
             .arg(&data_dir)
             .args(extra)
-            .env("HUIDIAO_ADMIN_TOKEN", &admin_token)
+            .env("HUIDIAO_ADMIN_TOKEN", &self.admin_token)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .kill_on_drop(true);
-        let schema = match options.backend {
-            Backend::Sqlite => None,
-            Backend::Postgres => {
-                let schema = format!("bench_{}", uuid::Uuid::new_v4().simple());
-                postgres(&options.postgres_url, &format!("CREATE SCHEMA {schema}")).await?;
-                let separator = if options.postgres_url.contains('?') { '&' } else { '?' };
-                command
-                    .arg("--database-url")
-                    .arg(format!("{}{separator}options=-csearch_path%3D{schema}", options.postgres_url));
-                Some((options.postgres_url.clone(), schema))
-            }
-        };
+        if let Some((url, schema)) = &self.schema {
+            let separator = if url.contains('?') { '&' } else { '?' };
+            command.arg("--database-url").arg(format!("{url}{separator}options=-csearch_path%3D{schema}"));
+        }
         let mut child =
             command.spawn().map_err(|e| format!("cannot start {}: {e}", options.binary.display()))?;
         let pid = child.id().ok_or("huidiao exited at once")?;
@@ -95,46 +141,71 @@ impl Huidiao {
         let (ready_tx, ready_rx) = oneshot::channel();
         let stderr = child.stderr.take().ok_or("no stderr pipe")?;
         tokio::spawn(drain_log(stderr, log.clone(), ready_tx));
-        let base_url = match tokio::time::timeout(START_LIMIT, ready_rx).await {
-            Ok(Ok(addr)) => format!("http://{addr}"),
+        let node = Node { child, pid, log };
+        match tokio::time::timeout(START_LIMIT, ready_rx).await {
+            Ok(Ok(addr)) => Ok((node, format!("http://{addr}"))),
             _ => {
-                let _ = child.kill().await;
-                let _ = std::fs::remove_dir_all(&data_dir);
-                if let Some((url, schema)) = &schema {
-                    postgres(url, &format!("DROP SCHEMA {schema} CASCADE")).await?;
-                }
-                let lines: Vec<String> = log.lock().expect("log lock").iter().cloned().collect();
-                return Err(format!("huidiao did not become ready; its log:\n{}", lines.join("\n")).into());
+                let log = node.log_tail();
+                let mut node = node;
+                let _ = node.child.kill().await;
+                Err(format!("huidiao did not become ready; its log:\n{log}").into())
             }
-        };
-        Ok(Huidiao { child, pid, base_url, admin_token, data_dir, schema, log })
+        }
     }
 
-    /// The server's peak resident memory so far (`VmHWM`), in MiB.
+    /// The peak resident memory so far (`VmHWM`) of the largest node, in MiB.
     pub fn peak_rss_mib(&self) -> Option<f64> {
-        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
-        let kib: f64 =
-            status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
-        Some(kib / 1024.0)
+        self.nodes.iter().filter_map(Node::peak_rss_mib).reduce(f64::max)
     }
 
-    /// SIGTERM, then waits for a clean exit (SIGKILL after [`STOP_LIMIT`]), and removes the
-    /// server's storage.
+    /// SIGTERM to every node, then waits for clean exits (SIGKILL after [`STOP_LIMIT`]), and
+    /// removes the storage.
     pub async fn stop(mut self) -> Result<(), Error> {
-        let _ = Command::new("kill").args(["-TERM", &self.pid.to_string()]).status().await;
-        let exited = tokio::time::timeout(STOP_LIMIT, self.child.wait()).await;
+        for node in &self.nodes {
+            let _ = Command::new("kill").args(["-TERM", &node.pid.to_string()]).status().await;
+        }
+        let mut failures = Vec::new();
+        for node in &mut self.nodes {
+            match tokio::time::timeout(STOP_LIMIT, node.child.wait()).await {
+                Ok(Ok(status)) if status.success() => {}
+                Ok(Ok(status)) => {
+                    failures.push(format!("huidiao exited with {status}; log:\n{}", node.log_tail()))
+                }
+                _ => {
+                    let _ = node.child.kill().await;
+                    failures.push(format!("huidiao did not stop within {} s", STOP_LIMIT.as_secs()));
+                }
+            }
+        }
+        self.remove_storage().await?;
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join("\n").into())
+        }
+    }
+
+    async fn kill(&mut self) {
+        for node in &mut self.nodes {
+            let _ = node.child.kill().await;
+        }
+    }
+
+    async fn remove_storage(&self) -> Result<(), Error> {
         let _ = std::fs::remove_dir_all(&self.data_dir);
         if let Some((url, schema)) = &self.schema {
             postgres(url, &format!("DROP SCHEMA {schema} CASCADE")).await?;
         }
-        match exited {
-            Ok(Ok(status)) if status.success() => Ok(()),
-            Ok(Ok(status)) => Err(format!("huidiao exited with {status}; log:\n{}", self.log_tail()).into()),
-            _ => {
-                let _ = self.child.kill().await;
-                Err(format!("huidiao did not stop within {} s", STOP_LIMIT.as_secs()).into())
-            }
-        }
+        Ok(())
+    }
+}
+
+impl Node {
+    fn peak_rss_mib(&self) -> Option<f64> {
+        let status = std::fs::read_to_string(format!("/proc/{}/status", self.pid)).ok()?;
+        let kib: f64 =
+            status.lines().find_map(|l| l.strip_prefix("VmHWM:"))?.split_whitespace().next()?.parse().ok()?;
+        Some(kib / 1024.0)
     }
 
     fn log_tail(&self) -> String {

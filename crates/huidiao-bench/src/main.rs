@@ -40,6 +40,11 @@ struct Cli {
     /// PostgreSQL database for `--backend postgres`; each run gets a fresh schema in it.
     #[arg(long, global = true, default_value = "postgres://root@127.0.0.1:5432/test")]
     postgres_url: String,
+
+    /// Server nodes sharing one PostgreSQL schema (`--backend postgres`); requests go to them in
+    /// turn.
+    #[arg(long, global = true, default_value_t = 1)]
+    nodes: usize,
 }
 
 #[derive(Subcommand)]
@@ -90,7 +95,7 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = runtime.block_on(async {
-        let server = driver::Options::new(cli.huidiao, cli.backend, cli.postgres_url)?;
+        let server = driver::Options::new(cli.huidiao, cli.backend, cli.postgres_url, cli.nodes)?;
         let ctx = scenarios::Context { server, quick: cli.quick };
         match cli.scenario {
             Scenario::Throughput { apps } => scenarios::throughput::run(&ctx, apps).await,

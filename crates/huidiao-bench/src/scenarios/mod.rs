@@ -28,7 +28,12 @@ pub struct Context {
 
 impl Context {
     pub fn report(&self, scenario: &'static str) -> Report {
-        Report::new(scenario, self.server.backend.as_str(), self.quick)
+        let mut report = Report::new(scenario, self.server.backend.as_str(), self.quick);
+        if self.server.nodes > 1 {
+            report.row("nodes", format!("{} on one PostgreSQL schema, requests in turn", self.server.nodes));
+            report.extra("nodes", self.server.nodes);
+        }
+        report
     }
 
     /// Picks the full or the quick size.
@@ -43,7 +48,7 @@ impl Context {
     /// Starts a server with `extra` flags and a client of its API.
     pub async fn start(&self, extra: &[String]) -> Result<(Huidiao, Api), Error> {
         let server = Huidiao::start(&self.server, extra).await?;
-        let api = Api::new(&server.base_url, &server.admin_token);
+        let api = Api::new(&server.base_urls, &server.admin_token);
         Ok((server, api))
     }
 }

@@ -7,6 +7,7 @@
 //! and resending `NOTIFY huidiao_wake`, and every node `LISTEN`s, so an event published on one
 //! node is delivered promptly by whichever node is free.
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -32,7 +33,7 @@ use crate::dispatch::Wake;
 use crate::domain::apps::AppType;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::event_types::EventType;
-use crate::domain::events::{delivery_body, delivery_event_id, receives, NewEvent};
+use crate::domain::events::{delivery_body, delivery_event_id, receives, Candidate, NewEvent};
 use crate::domain::paging::PageRequest;
 use crate::domain::tenancy::Scope;
 use crate::ids::IdGenerator;
@@ -225,26 +226,10 @@ async fn tx_all<T>(
 }
 
 /// Routes one event and stores it with its deliveries, inside the caller's transaction.
-async fn insert_event(tx: &Transaction<'_>, event: &NewEvent, ids: &IdGenerator) -> StoreResult<usize> {
-    let statement = tx
-        .prepare_cached(
-            "INSERT INTO events (id, event_uuid, event_type, coze_account_id, created_at, published_at)
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .await?;
-    tx.execute(
-        &statement,
-        &[
-            &event.id,
-            &event.uuid,
-            &event.event_type.as_str(),
-            &event.account_id,
-            &event.created_at,
-            &event.published_at,
-        ],
-    )
-    .await?;
-    let candidates = tx_all(
+/// The apps subscribed to an event's type among the owning account's normal apps and the
+/// connector apps the event names; [`receives`] then picks who gets it.
+async fn candidates(tx: &Transaction<'_>, event: &NewEvent) -> StoreResult<Vec<Candidate>> {
+    tx_all(
         tx,
         &format!(
             "SELECT {CANDIDATE_COLUMNS}
@@ -258,35 +243,91 @@ async fn insert_event(tx: &Transaction<'_>, event: &NewEvent, ids: &IdGenerator)
         &[&event.event_type.as_str(), &event.account_id, &event.connector_ids],
         rows::candidate,
     )
-    .await?;
-    let insert = tx
-        .prepare_cached(
-            "INSERT INTO deliveries (id, event_id, app_id, event_key, event_type, status, next_attempt_at, body, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $9)",
-        )
-        .await?;
-    let mut count = 0;
-    for app in candidates.iter().filter(|app| receives(event, app)) {
-        let event_key = delivery_event_id(event, app.app_id);
-        let (status, due) = rows::initial_stage(app, event.published_at);
+    .await
+}
+
+/// Rows of a publish, column by column, for one `INSERT … SELECT FROM UNNEST` per table: a batch
+/// of a thousand events is three round trips, not one per row.
+#[derive(Default)]
+struct PublishRows {
+    event_ids: Vec<i64>,
+    event_uuids: Vec<String>,
+    event_types: Vec<&'static str>,
+    accounts: Vec<i64>,
+    created_at: Vec<i64>,
+    published_at: Vec<i64>,
+    delivery_ids: Vec<i64>,
+    delivery_events: Vec<i64>,
+    delivery_apps: Vec<i64>,
+    delivery_keys: Vec<String>,
+    delivery_types: Vec<&'static str>,
+    delivery_statuses: Vec<&'static str>,
+    delivery_due: Vec<Option<i64>>,
+    delivery_bodies: Vec<String>,
+    delivery_created_at: Vec<i64>,
+}
+
+impl PublishRows {
+    /// Adds an event and its deliveries; answers how many deliveries it has.
+    fn add(&mut self, event: &NewEvent, candidates: &[Candidate], ids: &IdGenerator) -> usize {
+        self.event_ids.push(event.id);
+        self.event_uuids.push(event.uuid.clone());
+        self.event_types.push(event.event_type.as_str());
+        self.accounts.push(event.account_id);
+        self.created_at.push(event.created_at);
+        self.published_at.push(event.published_at);
+        let receivers: Vec<&Candidate> = candidates.iter().filter(|app| receives(event, app)).collect();
+        for app in &receivers {
+            let event_key = delivery_event_id(event, app.app_id);
+            let (status, due) = rows::initial_stage(app, event.published_at);
+            self.delivery_ids.push(ids.next_id());
+            self.delivery_events.push(event.id);
+            self.delivery_apps.push(app.app_id);
+            self.delivery_bodies.push(delivery_body(event, app, &event_key));
+            self.delivery_keys.push(event_key);
+            self.delivery_types.push(event.event_type.as_str());
+            self.delivery_statuses.push(status.as_str());
+            self.delivery_due.push(due);
+            self.delivery_created_at.push(event.published_at);
+        }
+        receivers.len()
+    }
+
+    async fn insert(&self, tx: &Transaction<'_>) -> StoreResult<()> {
         tx.execute(
-            &insert,
+            "INSERT INTO events (id, event_uuid, event_type, coze_account_id, created_at, published_at)
+             SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BIGINT[], $6::BIGINT[])",
             &[
-                &ids.next_id(),
-                &event.id,
-                &app.app_id,
-                &event_key,
-                &event.event_type.as_str(),
-                &status.as_str(),
-                &due,
-                &delivery_body(event, app, &event_key),
-                &event.published_at,
+                &self.event_ids,
+                &self.event_uuids,
+                &self.event_types,
+                &self.accounts,
+                &self.created_at,
+                &self.published_at,
             ],
         )
         .await?;
-        count += 1;
+        tx.execute(
+            "INSERT INTO deliveries (id, event_id, app_id, event_key, event_type, status, next_attempt_at, body, created_at, updated_at)
+             SELECT id, event_id, app_id, event_key, event_type, status, due, body, at, at
+             FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
+                         $7::BIGINT[], $8::TEXT[], $9::BIGINT[])
+                  AS d(id, event_id, app_id, event_key, event_type, status, due, body, at)",
+            &[
+                &self.delivery_ids,
+                &self.delivery_events,
+                &self.delivery_apps,
+                &self.delivery_keys,
+                &self.delivery_types,
+                &self.delivery_statuses,
+                &self.delivery_due,
+                &self.delivery_bodies,
+                &self.delivery_created_at,
+            ],
+        )
+        .await?;
+        Ok(())
     }
-    Ok(count)
 }
 
 /// Starts a transaction for the dispatcher's bookkeeping (leases, attempt results, pruning),
@@ -556,10 +597,18 @@ impl Store for PostgresStore {
     async fn publish(&self, events: Vec<NewEvent>, ids: Arc<IdGenerator>) -> StoreResult<Vec<usize>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
+        // Events of one batch mostly share their type and owner: look their apps up once.
+        let mut known: HashMap<(EventType, i64, Vec<i64>), Vec<Candidate>> = HashMap::new();
+        let mut rows = PublishRows::default();
         let mut counts = Vec::with_capacity(events.len());
         for event in &events {
-            counts.push(insert_event(&tx, event, &ids).await?);
+            let key = (event.event_type, event.account_id, event.connector_ids.clone());
+            if !known.contains_key(&key) {
+                known.insert(key.clone(), candidates(&tx, event).await?);
+            }
+            counts.push(rows.add(event, &known[&key], &ids));
         }
+        rows.insert(&tx).await?;
         notify(&tx).await?;
         tx.commit().await?;
         Ok(counts)
