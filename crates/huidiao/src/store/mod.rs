@@ -228,20 +228,20 @@ fn scope_filter(scope: Scope) -> (&'static str, i64) {
     }
 }
 
-/// Moves a delivery on after an attempt; the same statement for both backends, whose numbered
-/// parameters are: id, status code, error, audit, next status, next due time, time of change.
-/// A delivery cancelled meanwhile keeps its status.
+/// Moves deliveries on after their attempts: the `SET` both backends share, over a row source
+/// `r` with the columns status_code, error, audit, status (the next one), next (due time) and at
+/// (time of change), which each backend supplies (SQLite one delivery at a time, PostgreSQL a
+/// batch from arrays). A delivery cancelled meanwhile keeps its status.
 const RECORD_ATTEMPT_SQL: &str = "UPDATE deliveries SET
         attempts = attempts + 1,
         round_attempts = round_attempts + 1,
-        last_status_code = $2,
-        last_error = $3,
-        audit = COALESCE($4, audit),
+        last_status_code = r.status_code,
+        last_error = r.error,
+        audit = COALESCE(r.audit, deliveries.audit),
         lease_until = NULL,
-        status = CASE WHEN status = 'pending' THEN $5 ELSE status END,
-        next_attempt_at = CASE WHEN status = 'pending' THEN CAST($6 AS BIGINT) ELSE NULL END,
-        updated_at = $7
-     WHERE id = $1";
+        status = CASE WHEN deliveries.status = 'pending' THEN r.status ELSE deliveries.status END,
+        next_attempt_at = CASE WHEN deliveries.status = 'pending' THEN r.next ELSE NULL END,
+        updated_at = r.at";
 
 /// Seconds of deliveries at its rate cap that a rate-limited app may have leased.
 const RATE_WINDOW_S: i64 = 10;

@@ -655,45 +655,43 @@ impl Store for PostgresStore {
     }
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
+        // Column by column, so that a batch is two statements whatever its size.
+        let ids: Vec<i64> = results.iter().map(|r| r.delivery_id).collect();
+        let at: Vec<i64> = results.iter().map(|r| r.attempt.at).collect();
+        let codes: Vec<Option<i64>> = results.iter().map(|r| r.attempt.status_code.map(i64::from)).collect();
+        let latencies: Vec<i64> = results.iter().map(|r| r.attempt.latency_ms).collect();
+        let errors: Vec<Option<&str>> = results.iter().map(|r| r.attempt.error.as_deref()).collect();
+        let prefixes: Vec<Option<&str>> =
+            results.iter().map(|r| r.attempt.response_body_prefix.as_deref()).collect();
+        let headers: Vec<String> =
+            results.iter().map(|r| headers_to_json(&r.attempt.request_headers)).collect();
+        let outcomes: Vec<_> = results.iter().map(|r| rows::outcome_values(&r.outcome)).collect();
+        let statuses: Vec<&str> = outcomes.iter().map(|(status, _, _)| status.as_str()).collect();
+        let next: Vec<Option<i64>> = outcomes.iter().map(|(_, next, _)| *next).collect();
+        let audits: Vec<Option<&str>> = outcomes.iter().map(|(_, _, audit)| audit.as_deref()).collect();
+        let finished: Vec<i64> = results.iter().map(|r| r.attempt.at + r.attempt.latency_ms).collect();
+
         let mut client = self.pool.get().await?;
         let tx = bookkeeping_transaction(&mut client).await?;
-        let attempt = tx
-            .prepare_cached(&format!(
-                "INSERT INTO attempts (delivery_id, {ATTEMPT_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7)"
-            ))
-            .await?;
-        let delivery = tx.prepare_cached(RECORD_ATTEMPT_SQL).await?;
-        for result in &results {
-            let a = &result.attempt;
-            let status_code = a.status_code.map(i64::from);
-            tx.execute(
-                &attempt,
-                &[
-                    &result.delivery_id,
-                    &a.at,
-                    &status_code,
-                    &a.latency_ms,
-                    &a.error,
-                    &a.response_body_prefix,
-                    &headers_to_json(&a.request_headers),
-                ],
-            )
-            .await?;
-            let (status, next, audit) = rows::outcome_values(&result.outcome);
-            tx.execute(
-                &delivery,
-                &[
-                    &result.delivery_id,
-                    &status_code,
-                    &a.error,
-                    &audit,
-                    &status.as_str(),
-                    &next,
-                    &(a.at + a.latency_ms),
-                ],
-            )
-            .await?;
-        }
+        tx.execute(
+            &format!(
+                "INSERT INTO attempts (delivery_id, {ATTEMPT_COLUMNS})
+                 SELECT * FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::BIGINT[], $5::TEXT[],
+                                      $6::TEXT[], $7::TEXT[])"
+            ),
+            &[&ids, &at, &codes, &latencies, &errors, &prefixes, &headers],
+        )
+        .await?;
+        tx.execute(
+            &format!(
+                "{RECORD_ATTEMPT_SQL}
+                 FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::TEXT[], $4::TEXT[], $5::TEXT[], $6::BIGINT[],
+                             $7::BIGINT[]) AS r(id, status_code, error, audit, status, next, at)
+                 WHERE deliveries.id = r.id"
+            ),
+            &[&ids, &codes, &errors, &audits, &statuses, &next, &finished],
+        )
+        .await?;
         Ok(tx.commit().await?)
     }
 

@@ -610,7 +610,11 @@ impl Store for SqliteStore {
             let mut attempt = tx.prepare_cached(&format!(
                 "INSERT INTO attempts (delivery_id, {ATTEMPT_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"
             ))?;
-            let mut delivery = tx.prepare_cached(&numbered(RECORD_ATTEMPT_SQL))?;
+            let mut delivery = tx.prepare_cached(&format!(
+                "{RECORD_ATTEMPT_SQL}
+                 FROM (SELECT ?2 AS status_code, ?3 AS error, ?4 AS audit, ?5 AS status, ?6 AS next, ?7 AS at) AS r
+                 WHERE deliveries.id = ?1"
+            ))?;
             for result in &results {
                 let a = &result.attempt;
                 attempt.execute(params![
