@@ -68,6 +68,15 @@ enum Scenario {
     SlowReceiver,
     /// Management API: list and create requests/s and their p99, at rising concurrency.
     Api,
+    /// Management API held at a stated rate for a stated time (open loop): errors and latency.
+    ApiLoad {
+        /// Requests per second offered.
+        #[arg(long, default_value_t = 2000)]
+        rate: usize,
+        /// How long to hold it (at most 10 s with --quick).
+        #[arg(long, default_value_t = 60)]
+        seconds: u64,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -104,6 +113,7 @@ fn main() -> std::process::ExitCode {
             Scenario::Backlog => scenarios::backlog::run(&ctx).await,
             Scenario::SlowReceiver => scenarios::slow_receiver::run(&ctx).await,
             Scenario::Api => scenarios::api::run(&ctx).await,
+            Scenario::ApiLoad { rate, seconds } => scenarios::api_load::run(&ctx, rate, seconds).await,
         }
     });
     match result {

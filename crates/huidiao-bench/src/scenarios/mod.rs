@@ -2,6 +2,7 @@
 //! apps up, and stopping with the peak memory read.
 
 pub mod api;
+pub mod api_load;
 pub mod backlog;
 pub mod fanout;
 pub mod latency;
