@@ -43,6 +43,11 @@ const MIGRATIONS: &[&str] = &[
 /// reach the operating system at once, so a killed process loses none of them, and the disk with
 /// the next synced commit; only a power or kernel failure can take back the last few, which sends
 /// those deliveries again (at least once). Accepted events and every API write are `Synced`.
+///
+/// `synchronous` is a setting of the connection, and changing it makes SQLite prepare every
+/// cached statement again, so each durability has a writer connection of its own; one lock
+/// serialises them, so they never wait for each other inside SQLite. A synced commit fsyncs the
+/// whole write-ahead log, relaxed commits before it included.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Durability {
     Synced,
@@ -58,8 +63,14 @@ pub struct SqliteStore {
 
 struct Inner {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    writers: Mutex<Writers>,
     readers: Mutex<Vec<Connection>>,
+}
+
+/// The two writer connections, one per [`Durability`].
+struct Writers {
+    synced: Connection,
+    relaxed: Connection,
 }
 
 impl From<rusqlite::Error> for StoreError {
@@ -93,11 +104,12 @@ impl SqliteStore {
             StoreError::Internal(format!("cannot create data dir {}: {e}", data_dir.display()))
         })?;
         let path = data_dir.join("huidiao.db");
-        let mut writer = open_connection(&path)?;
-        migrate(&mut writer)?;
-        Ok(SqliteStore {
-            inner: Arc::new(Inner { path, writer: Mutex::new(writer), readers: Mutex::new(Vec::new()) }),
-        })
+        let mut synced = open_connection(&path)?;
+        migrate(&mut synced)?;
+        let relaxed = open_connection(&path)?;
+        relaxed.pragma_update(None, "synchronous", "NORMAL")?;
+        let writers = Mutex::new(Writers { synced, relaxed });
+        Ok(SqliteStore { inner: Arc::new(Inner { path, writers, readers: Mutex::new(Vec::new()) }) })
     }
 
     /// Runs `f` on the writer connection inside one transaction, fsynced before it returns.
@@ -117,20 +129,16 @@ impl SqliteStore {
     {
         let inner = self.inner.clone();
         run_blocking(move || {
-            let mut conn =
-                inner.writer.lock().map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
-            if durability == Durability::Relaxed {
-                conn.pragma_update(None, "synchronous", "NORMAL")?;
-            }
-            let outcome = conn.transaction().map_err(StoreError::from).and_then(|tx| {
-                let out = f(&tx)?;
-                tx.commit()?;
-                Ok(out)
-            });
-            if durability == Durability::Relaxed {
-                conn.pragma_update(None, "synchronous", "FULL")?;
-            }
-            outcome
+            let mut writers =
+                inner.writers.lock().map_err(|_| StoreError::Internal("writer lock poisoned".into()))?;
+            let conn = match durability {
+                Durability::Synced => &mut writers.synced,
+                Durability::Relaxed => &mut writers.relaxed,
+            };
+            let tx = conn.transaction()?;
+            let out = f(&tx)?;
+            tx.commit()?;
+            Ok(out)
         })
         .await
     }
