@@ -54,14 +54,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::bad_request(format!("could not read the request body: {e}"))
             }
         })?;
-        let bytes = bytes.to_bytes();
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("request body must be a JSON object, and it is empty"));
-        }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        parse_json_body(&bytes.to_bytes()).map(JsonBody)
     }
+}
+
+/// Parses a whole request body into `T`, as [`JsonBody`] does once it has the bytes: an empty
+/// body, bad syntax, a wrong type, a missing or unknown field or invalid UTF-8 is a 4000.
+pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("request body must be a JSON object, and it is empty"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// The query string as name → value (the last one wins), decoded leniently so that a bad query
