@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use http_body_util::BodyExt;
@@ -83,6 +83,21 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
         Ok(QueryMap(url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
+    }
+}
+
+/// The parameters of the route's path, as axum's `Path`. A segment that cannot be read (its
+/// percent-decoding is not UTF-8) cannot name anything, so it is the same 4200 as a missing
+/// resource rather than axum's plain-text 400.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state).await.map(|Path(params)| PathParams(params)).map_err(
+            |rejection| ApiError::not_found(format!("{}; nothing has this path", rejection.body_text())),
+        )
     }
 }
 

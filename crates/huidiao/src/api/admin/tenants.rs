@@ -1,11 +1,11 @@
 //! Accounts, users, personal access tokens and connectors, created by the operator.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::envelope::{ApiResult, Reply};
-use crate::api::extract::{parse_id, JsonBody, Operator};
+use crate::api::extract::{parse_id, JsonBody, Operator, PathParams};
 use crate::api::AppState;
 use crate::domain::apps::validate_name;
 use crate::domain::tenancy::{Edition, Permission, Role};
@@ -171,7 +171,7 @@ pub async fn create_account(
 pub async fn create_user(
     State(state): State<AppState>,
     _: Operator,
-    Path(account_id): Path<String>,
+    PathParams(account_id): PathParams<String>,
     JsonBody(req): JsonBody<CreateUserRequest>,
 ) -> ApiResult<UserView> {
     let account_id = parse_id("account", &account_id)?;
@@ -198,7 +198,7 @@ pub async fn create_user(
 pub async fn create_token(
     State(state): State<AppState>,
     _: Operator,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
     JsonBody(req): JsonBody<CreateTokenRequest>,
 ) -> ApiResult<TokenView> {
     let user_id = parse_id("user", &user_id)?;
@@ -237,7 +237,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     _: Operator,
-    Path(token_id): Path<String>,
+    PathParams(token_id): PathParams<String>,
 ) -> ApiResult<()> {
     let id = parse_id("token", &token_id)?;
     if !state.store.revoke_token(id).await? {
@@ -253,7 +253,7 @@ pub async fn revoke_token(
 pub async fn create_connector(
     State(state): State<AppState>,
     _: Operator,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
     JsonBody(req): JsonBody<CreateConnectorRequest>,
 ) -> ApiResult<ConnectorView> {
     let user_id = parse_id("user", &user_id)?;

@@ -1,13 +1,13 @@
 //! `/v1/api_apps`: create, update (with URL verification), list, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use url::Url;
 use utoipa::ToSchema;
 
 use super::load_app;
 use crate::api::envelope::{ApiResult, Reply};
-use crate::api::extract::{IdValue, JsonBody, QueryMap};
+use crate::api::extract::{IdValue, JsonBody, PathParams, QueryMap};
 use crate::api::AppState;
 use crate::dispatch::verification::verify_callback_url;
 use crate::domain::apps::{parse_app_type, validate_name, AppType};
@@ -163,7 +163,7 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(api_app_id): Path<String>,
+    PathParams(api_app_id): PathParams<String>,
     JsonBody(req): JsonBody<UpdateApiAppRequest>,
 ) -> ApiResult<()> {
     let (app, _) = load_app(&state, &caller, Permission::UpdateApiApp, &api_app_id).await?;
@@ -201,7 +201,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, query: QueryMap
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(api_app_id): Path<String>,
+    PathParams(api_app_id): PathParams<String>,
 ) -> ApiResult<()> {
     let (app, _) = load_app(&state, &caller, Permission::DeleteApiApp, &api_app_id).await?;
     if !state.store.delete_app(app.id, now_ms()).await? {
