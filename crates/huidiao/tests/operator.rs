@@ -238,6 +238,10 @@ async fn bad_input_never_panics_or_answers_5000() {
     server.call(Method::GET, &format!("{app_path}/events/extra"), token, None).await.err(4200, 404);
     server.call(Method::GET, "/v1/api_apps/", token, None).await.err(4200, 404);
     server.call(Method::GET, "/nothing/here", None, None).await.err(4200, 404);
+    // A path segment that does not percent-decode to UTF-8 names nothing (found by tests/property.rs).
+    server.call(Method::GET, "/v1/api_apps/%ff/events", token, None).await.err(4200, 404);
+    server.call(Method::DELETE, "/admin/v1/tokens/%C3%28", Some(ADMIN_TOKEN), None).await.err(4200, 404);
+    server.call(Method::GET, "/console/%ff", None, None).await.err(4200, 404);
 
     let huge_header = reqwest::Client::new()
         .get(format!("{}/v1/api_apps", server.base))

@@ -2,12 +2,12 @@
 //! server stays one file with nothing to deploy beside it. The console is a client of the public
 //! API only, so serving it needs no state.
 
-use axum::extract::Path;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
 
+use super::extract::PathParams;
 use super::AppState;
 use crate::error::ApiError;
 
@@ -59,7 +59,7 @@ async fn index() -> Response {
     serve(&INDEX)
 }
 
-async fn file(Path(path): Path<String>) -> Result<Response, ApiError> {
+async fn file(PathParams(path): PathParams<String>) -> Result<Response, ApiError> {
     ASSETS
         .iter()
         .find(|asset| asset.name == path)

@@ -1,7 +1,7 @@
 //! The delivery log (operator-api.md): an app owner lists deliveries, reads one with every
 //! attempt and the exact body sent, and resends it.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::routing::{get, post};
 use axum::Router;
 use serde::Serialize;
@@ -9,7 +9,7 @@ use utoipa::ToSchema;
 
 use super::coze::load_app;
 use super::envelope::{ApiResult, Reply};
-use super::extract::{parse_id, QueryMap};
+use super::extract::{parse_id, PathParams, QueryMap};
 use super::AppState;
 use crate::domain::delivery::{Audit, DeliveryStatus};
 use crate::domain::event_types::parse_event_type;
@@ -130,7 +130,7 @@ fn filter(query: &QueryMap) -> Result<DeliveryFilter, ApiError> {
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(api_app_id): Path<String>,
+    PathParams(api_app_id): PathParams<String>,
     query: QueryMap,
 ) -> ApiResult<Page<DeliveryView>> {
     let (app, _) = load_app(&state, &caller, Permission::ListApiApp, &api_app_id).await?;
@@ -153,7 +153,7 @@ pub async fn list(
 pub async fn get_one(
     State(state): State<AppState>,
     caller: Caller,
-    Path((api_app_id, delivery_id)): Path<(String, String)>,
+    PathParams((api_app_id, delivery_id)): PathParams<(String, String)>,
 ) -> ApiResult<DeliveryDetail> {
     let (app, _) = load_app(&state, &caller, Permission::ListApiApp, &api_app_id).await?;
     let id = parse_id("delivery", &delivery_id)?;
@@ -176,7 +176,7 @@ pub async fn get_one(
 pub async fn resend(
     State(state): State<AppState>,
     caller: Caller,
-    Path((api_app_id, delivery_id)): Path<(String, String)>,
+    PathParams((api_app_id, delivery_id)): PathParams<(String, String)>,
 ) -> ApiResult<()> {
     let (app, _) = load_app(&state, &caller, Permission::UpdateApiApp, &api_app_id).await?;
     let id = parse_id("delivery", &delivery_id)?;

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{FromRequest, FromRequestParts, Request};
+use axum::extract::{FromRequest, FromRequestParts, Path, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use http_body_util::BodyExt;
@@ -54,14 +54,17 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
                 ApiError::bad_request(format!("could not read the request body: {e}"))
             }
         })?;
-        let bytes = bytes.to_bytes();
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ApiError::bad_request("request body must be a JSON object, and it is empty"));
-        }
-        serde_json::from_slice(&bytes)
-            .map(JsonBody)
-            .map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
+        parse_json_body(&bytes.to_bytes()).map(JsonBody)
     }
+}
+
+/// Parses a whole request body into `T`, as [`JsonBody`] does once it has the bytes: an empty
+/// body, bad syntax, a wrong type, a missing or unknown field or invalid UTF-8 is a 4000.
+pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(ApiError::bad_request("request body must be a JSON object, and it is empty"));
+    }
+    serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
 
 /// The query string as name → value (the last one wins), decoded leniently so that a bad query
@@ -80,6 +83,21 @@ impl<S: Send + Sync> FromRequestParts<S> for QueryMap {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, ApiError> {
         let query = parts.uri.query().unwrap_or("");
         Ok(QueryMap(url::form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
+    }
+}
+
+/// The parameters of the route's path, as axum's `Path`. A segment that cannot be read (its
+/// percent-decoding is not UTF-8) cannot name anything, so it is the same 4200 as a missing
+/// resource rather than axum's plain-text 400.
+pub struct PathParams<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathParams<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, ApiError> {
+        Path::<T>::from_request_parts(parts, state).await.map(|Path(params)| PathParams(params)).map_err(
+            |rejection| ApiError::not_found(format!("{}; nothing has this path", rejection.body_text())),
+        )
     }
 }
 

@@ -51,30 +51,60 @@ pub struct PublishedBatch {
     pub deliveries: usize,
 }
 
-fn to_new_event(
-    state: &AppState,
-    what: &str,
-    req: &PublishEventRequest,
-    now: i64,
-) -> Result<NewEvent, ApiError> {
-    let in_event = |e: ApiError| ApiError::bad_request(format!("{what}: {}", e.msg));
-    let coze_account_id =
-        req.coze_account_id.as_ref().map(|id| id.parse("coze_account_id")).transpose().map_err(in_event)?;
-    let connector_ids = req
-        .connector_ids
-        .iter()
-        .flatten()
-        .map(|id| id.parse("each of connector_ids"))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(in_event)?;
-    let input = EventInput {
-        event_type: &req.event_type,
-        coze_account_id,
-        connector_ids,
-        event: req.event.as_deref(),
-        created_at: req.created_at,
-    };
-    validate_event(what, input, state.limits.max_event_bytes, state.ids.next_id(), now)
+impl PublishEventRequest {
+    /// Checks the event and gives it `id`; `what` names it in errors (e.g. "events[3]").
+    pub fn validate(
+        &self,
+        what: &str,
+        max_event_bytes: usize,
+        id: i64,
+        now: i64,
+    ) -> Result<NewEvent, ApiError> {
+        let in_event = |e: ApiError| ApiError::bad_request(format!("{what}: {}", e.msg));
+        let coze_account_id = self
+            .coze_account_id
+            .as_ref()
+            .map(|id| id.parse("coze_account_id"))
+            .transpose()
+            .map_err(in_event)?;
+        let connector_ids = self
+            .connector_ids
+            .iter()
+            .flatten()
+            .map(|id| id.parse("each of connector_ids"))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(in_event)?;
+        let input = EventInput {
+            event_type: &self.event_type,
+            coze_account_id,
+            connector_ids,
+            event: self.event.as_deref(),
+            created_at: self.created_at,
+        };
+        validate_event(what, input, max_event_bytes, id, now)
+    }
+}
+
+impl PublishBatchRequest {
+    /// Checks the number of events and each event, giving each the next id of `next_id`.
+    pub fn validate(
+        &self,
+        max_event_bytes: usize,
+        mut next_id: impl FnMut() -> i64,
+        now: i64,
+    ) -> Result<Vec<NewEvent>, ApiError> {
+        if self.events.is_empty() || self.events.len() > MAX_BATCH {
+            return Err(ApiError::bad_request(format!(
+                "events must hold 1 to {MAX_BATCH} events, it holds {}",
+                self.events.len()
+            )));
+        }
+        self.events
+            .iter()
+            .enumerate()
+            .map(|(i, e)| e.validate(&format!("events[{i}]"), max_event_bytes, next_id(), now))
+            .collect()
+    }
 }
 
 /// Validates, checks that every owning account exists, stores everything in one transaction,
@@ -103,7 +133,7 @@ pub async fn publish(
     _: Operator,
     JsonBody(req): JsonBody<PublishEventRequest>,
 ) -> ApiResult<Published> {
-    let event = to_new_event(&state, "event", &req, now_ms())?;
+    let event = req.validate("event", state.limits.max_event_bytes, state.ids.next_id(), now_ms())?;
     let id = event.id.to_string();
     let counts = publish_all(&state, vec![event]).await?;
     Ok(Reply::data(Published { id, deliveries: counts.iter().sum() }))
@@ -117,19 +147,7 @@ pub async fn publish_batch(
     _: Operator,
     JsonBody(req): JsonBody<PublishBatchRequest>,
 ) -> ApiResult<PublishedBatch> {
-    if req.events.is_empty() || req.events.len() > MAX_BATCH {
-        return Err(ApiError::bad_request(format!(
-            "events must hold 1 to {MAX_BATCH} events, it holds {}",
-            req.events.len()
-        )));
-    }
-    let now = now_ms();
-    let events = req
-        .events
-        .iter()
-        .enumerate()
-        .map(|(i, e)| to_new_event(&state, &format!("events[{i}]"), e, now))
-        .collect::<Result<Vec<_>, _>>()?;
+    let events = req.validate(state.limits.max_event_bytes, || state.ids.next_id(), now_ms())?;
     let ids = events.iter().map(|e| e.id.to_string()).collect();
     let counts = publish_all(&state, events).await?;
     Ok(Reply::data(PublishedBatch { ids, deliveries: counts.iter().sum() }))

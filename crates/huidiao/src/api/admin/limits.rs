@@ -1,12 +1,12 @@
 //! An app's delivery rate cap, set by the operator: `GET`/`PUT /admin/v1/api_apps/{id}/limits`.
 //! One node at a time delivers an app, so the cap holds over all nodes.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::envelope::{ApiResult, Reply};
-use crate::api::extract::{parse_id, JsonBody, Operator};
+use crate::api::extract::{parse_id, JsonBody, Operator, PathParams};
 use crate::api::AppState;
 use crate::domain::delivery::validate_rate_cap;
 use crate::error::ApiError;
@@ -17,6 +17,13 @@ use crate::ids::now_ms;
 pub struct SetLimitsRequest {
     /// Deliveries per second at most, 1 to 100000; `null` (or absent) removes the cap.
     pub max_per_second: Option<i64>,
+}
+
+impl SetLimitsRequest {
+    /// Checks the cap and answers it.
+    pub fn validate(&self) -> Result<Option<u32>, ApiError> {
+        validate_rate_cap(self.max_per_second)
+    }
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -36,7 +43,7 @@ fn not_found(id: i64) -> ApiError {
 pub async fn get_limits(
     State(state): State<AppState>,
     _: Operator,
-    Path(raw_id): Path<String>,
+    PathParams(raw_id): PathParams<String>,
 ) -> ApiResult<LimitsView> {
     let id = parse_id("api_app", &raw_id)?;
     let app = state.store.get_app(id).await?.ok_or_else(|| not_found(id))?;
@@ -49,11 +56,11 @@ pub async fn get_limits(
 pub async fn set_limits(
     State(state): State<AppState>,
     _: Operator,
-    Path(raw_id): Path<String>,
+    PathParams(raw_id): PathParams<String>,
     JsonBody(req): JsonBody<SetLimitsRequest>,
 ) -> ApiResult<LimitsView> {
     let id = parse_id("api_app", &raw_id)?;
-    let max_per_second = validate_rate_cap(req.max_per_second)?;
+    let max_per_second = req.validate()?;
     if !state.store.set_max_per_second(id, max_per_second, now_ms()).await? {
         return Err(not_found(id));
     }

@@ -1,11 +1,11 @@
 //! Accounts, users, personal access tokens and connectors, created by the operator.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use crate::api::envelope::{ApiResult, Reply};
-use crate::api::extract::{parse_id, JsonBody, Operator};
+use crate::api::extract::{parse_id, JsonBody, Operator, PathParams};
 use crate::api::AppState;
 use crate::domain::apps::validate_name;
 use crate::domain::tenancy::{Edition, Permission, Role};
@@ -93,6 +93,64 @@ fn names<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<&'static str>
     all.iter().map(|v| as_str(*v)).collect()
 }
 
+impl CreateAccountRequest {
+    /// Checks the name and answers the edition.
+    pub fn validate(&self) -> Result<Edition, ApiError> {
+        validate_name("name", &self.name)?;
+        parse_enum("edition", &self.edition, &names(Edition::ALL, Edition::as_str))
+    }
+}
+
+impl CreateUserRequest {
+    /// Checks the name and answers the role (`member` when absent).
+    pub fn validate(&self) -> Result<Role, ApiError> {
+        validate_name("name", &self.name)?;
+        match &self.role {
+            Some(raw) => parse_enum("role", raw, &names(Role::ALL, Role::as_str)),
+            None => Ok(Role::Member),
+        }
+    }
+}
+
+/// What a valid token request grants.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenGrant {
+    pub permissions: Vec<Permission>,
+    /// ms since the epoch; `None` for a token that does not expire.
+    pub expires_at: Option<i64>,
+}
+
+impl CreateTokenRequest {
+    /// Checks the name, the permissions (all six when absent) and the lifetime counted from `now`.
+    pub fn validate(&self, now: i64) -> Result<TokenGrant, ApiError> {
+        if let Some(name) = &self.name {
+            validate_name("name", name)?;
+        }
+        let permissions: Vec<Permission> = match &self.permissions {
+            None => Permission::ALL.to_vec(),
+            Some(raw) => {
+                let allowed = names(Permission::ALL, Permission::as_str);
+                let mut parsed = raw
+                    .iter()
+                    .map(|p| parse_enum::<Permission>("each permission", p, &allowed))
+                    .collect::<Result<Vec<_>, _>>()?;
+                parsed.dedup();
+                parsed
+            }
+        };
+        let expires_at = match self.expires_in {
+            None => None,
+            Some(seconds) if (1..=MAX_EXPIRES_IN_S).contains(&seconds) => Some(now + seconds * 1000),
+            Some(seconds) => {
+                return Err(ApiError::bad_request(format!(
+                    "expires_in must be a number of seconds from 1 to {MAX_EXPIRES_IN_S}, got {seconds}"
+                )))
+            }
+        };
+        Ok(TokenGrant { permissions, expires_at })
+    }
+}
+
 /// Create an account (a tenant) with an edition.
 #[utoipa::path(post, path = "/admin/v1/accounts", tag = "admin", request_body = CreateAccountRequest,
     responses((status = 200, body = AccountView)))]
@@ -101,8 +159,7 @@ pub async fn create_account(
     _: Operator,
     JsonBody(req): JsonBody<CreateAccountRequest>,
 ) -> ApiResult<AccountView> {
-    validate_name("name", &req.name)?;
-    let edition: Edition = parse_enum("edition", &req.edition, &names(Edition::ALL, Edition::as_str))?;
+    let edition = req.validate()?;
     let account = Account { id: state.ids.next_id(), name: req.name, edition, created_at: now_ms() };
     state.store.create_account(&account).await?;
     Ok(Reply::data(AccountView { id: account.id.to_string(), name: account.name, edition }))
@@ -114,15 +171,11 @@ pub async fn create_account(
 pub async fn create_user(
     State(state): State<AppState>,
     _: Operator,
-    Path(account_id): Path<String>,
+    PathParams(account_id): PathParams<String>,
     JsonBody(req): JsonBody<CreateUserRequest>,
 ) -> ApiResult<UserView> {
     let account_id = parse_id("account", &account_id)?;
-    validate_name("name", &req.name)?;
-    let role: Role = match &req.role {
-        Some(raw) => parse_enum("role", raw, &names(Role::ALL, Role::as_str))?,
-        None => Role::Member,
-    };
+    let role = req.validate()?;
     let account = state
         .store
         .get_account(account_id)
@@ -145,35 +198,12 @@ pub async fn create_user(
 pub async fn create_token(
     State(state): State<AppState>,
     _: Operator,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
     JsonBody(req): JsonBody<CreateTokenRequest>,
 ) -> ApiResult<TokenView> {
     let user_id = parse_id("user", &user_id)?;
-    if let Some(name) = &req.name {
-        validate_name("name", name)?;
-    }
-    let permissions: Vec<Permission> = match &req.permissions {
-        None => Permission::ALL.to_vec(),
-        Some(raw) => {
-            let allowed = names(Permission::ALL, Permission::as_str);
-            let mut parsed = raw
-                .iter()
-                .map(|p| parse_enum::<Permission>("each permission", p, &allowed))
-                .collect::<Result<Vec<_>, _>>()?;
-            parsed.dedup();
-            parsed
-        }
-    };
     let now = now_ms();
-    let expires_at = match req.expires_in {
-        None => None,
-        Some(seconds) if (1..=MAX_EXPIRES_IN_S).contains(&seconds) => Some(now + seconds * 1000),
-        Some(seconds) => {
-            return Err(ApiError::bad_request(format!(
-                "expires_in must be a number of seconds from 1 to {MAX_EXPIRES_IN_S}, got {seconds}"
-            )))
-        }
-    };
+    let TokenGrant { permissions, expires_at } = req.validate(now)?;
     let user = state
         .store
         .get_user(user_id)
@@ -207,7 +237,7 @@ pub async fn create_token(
 pub async fn revoke_token(
     State(state): State<AppState>,
     _: Operator,
-    Path(token_id): Path<String>,
+    PathParams(token_id): PathParams<String>,
 ) -> ApiResult<()> {
     let id = parse_id("token", &token_id)?;
     if !state.store.revoke_token(id).await? {
@@ -223,7 +253,7 @@ pub async fn revoke_token(
 pub async fn create_connector(
     State(state): State<AppState>,
     _: Operator,
-    Path(user_id): Path<String>,
+    PathParams(user_id): PathParams<String>,
     JsonBody(req): JsonBody<CreateConnectorRequest>,
 ) -> ApiResult<ConnectorView> {
     let user_id = parse_id("user", &user_id)?;

@@ -1,12 +1,13 @@
 //! `/v1/api_apps`: create, update (with URL verification), list, delete.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
+use url::Url;
 use utoipa::ToSchema;
 
 use super::load_app;
 use crate::api::envelope::{ApiResult, Reply};
-use crate::api::extract::{IdValue, JsonBody, QueryMap};
+use crate::api::extract::{IdValue, JsonBody, PathParams, QueryMap};
 use crate::api::AppState;
 use crate::dispatch::verification::verify_callback_url;
 use crate::domain::apps::{parse_app_type, validate_name, AppType};
@@ -66,6 +67,51 @@ pub struct UpdateApiAppRequest {
     pub callback_url: Option<String>,
 }
 
+/// What a valid create request asks for; a connector app's connector is looked up afterwards.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NewApp {
+    Normal { name: String },
+    Connector { connector_id: i64 },
+}
+
+impl CreateApiAppRequest {
+    /// Checks the values of the body: the type, a normal app's name (and no connector), a
+    /// connector app's connector id (its `name` is ignored).
+    pub fn validate(self) -> Result<NewApp, ApiError> {
+        match parse_app_type(&self.app_type)? {
+            AppType::Normal => {
+                if self.connector_id.is_some() {
+                    return Err(ApiError::bad_request(
+                        "connector_id is only for connector apps; leave it out for a normal app",
+                    ));
+                }
+                let name =
+                    self.name.ok_or_else(|| ApiError::bad_request("name is required for a normal app"))?;
+                validate_name("name", &name)?;
+                Ok(NewApp::Normal { name })
+            }
+            AppType::Connector => {
+                let connector_id = self
+                    .connector_id
+                    .ok_or_else(|| ApiError::bad_request("connector_id is required for a connector app"))?
+                    .parse("connector_id")?;
+                Ok(NewApp::Connector { connector_id })
+            }
+        }
+    }
+}
+
+impl UpdateApiAppRequest {
+    /// Checks the name and the rules a callback URL must meet before it is verified; answers the
+    /// parsed URL to verify, if one is given.
+    pub fn validate(&self, allow_private: bool) -> Result<Option<Url>, ApiError> {
+        if let Some(name) = &self.name {
+            validate_name("name", name)?;
+        }
+        self.callback_url.as_deref().map(|raw| validate_callback_url(raw, allow_private)).transpose()
+    }
+}
+
 /// Create a callback app.
 #[utoipa::path(post, path = "/v1/api_apps", tag = "coze", request_body = CreateApiAppRequest,
     responses((status = 200, description = "Envelope whose data is the new ApiApp", body = ApiApp)))]
@@ -75,30 +121,16 @@ pub async fn create(
     JsonBody(req): JsonBody<CreateApiAppRequest>,
 ) -> ApiResult<ApiApp> {
     let scope = caller.authorize(Permission::CreateApiApp)?;
-    let app_type = parse_app_type(&req.app_type)?;
-    let (name, connector_id) = match app_type {
-        AppType::Normal => {
-            if req.connector_id.is_some() {
-                return Err(ApiError::bad_request(
-                    "connector_id is only for connector apps; leave it out for a normal app",
-                ));
-            }
-            let name = req.name.ok_or_else(|| ApiError::bad_request("name is required for a normal app"))?;
-            validate_name("name", &name)?;
-            (name, None)
-        }
-        AppType::Connector => {
-            let connector_id = req
-                .connector_id
-                .ok_or_else(|| ApiError::bad_request("connector_id is required for a connector app"))?
-                .parse("connector_id")?;
+    let (app_type, name, connector_id) = match req.validate()? {
+        NewApp::Normal { name } => (AppType::Normal, name, None),
+        NewApp::Connector { connector_id } => {
             let connector = state
                 .store
                 .get_connector(connector_id)
                 .await?
                 .ok_or_else(|| ApiError::not_found(format!("connector {connector_id} not found")))?;
             may_use_connector(scope, caller.account_id, connector.ownership())?;
-            (connector.name, Some(connector_id))
+            (AppType::Connector, connector.name, Some(connector_id))
         }
     };
     let limit = state.limits.max_apps_per_account;
@@ -132,15 +164,11 @@ pub async fn create(
 pub async fn update(
     State(state): State<AppState>,
     caller: Caller,
-    Path(api_app_id): Path<String>,
+    PathParams(api_app_id): PathParams<String>,
     JsonBody(req): JsonBody<UpdateApiAppRequest>,
 ) -> ApiResult<()> {
     let (app, _) = load_app(&state, &caller, Permission::UpdateApiApp, &api_app_id).await?;
-    if let Some(name) = &req.name {
-        validate_name("name", name)?;
-    }
-    if let Some(raw_url) = &req.callback_url {
-        let url = validate_callback_url(raw_url, state.allow_private_callback_urls)?;
+    if let Some(url) = req.validate(state.allow_private_callback_urls)? {
         verify_callback_url(&state.http, state.allow_private_callback_urls, url.as_str(), &app.verify_token)
             .await
             .map_err(|why| ApiError::bad_request(format!("callback_url failed verification: {why}")))?;
@@ -174,7 +202,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, query: QueryMap
 pub async fn delete(
     State(state): State<AppState>,
     caller: Caller,
-    Path(api_app_id): Path<String>,
+    PathParams(api_app_id): PathParams<String>,
 ) -> ApiResult<()> {
     let (app, _) = load_app(&state, &caller, Permission::DeleteApiApp, &api_app_id).await?;
     if !state.store.delete_app(app.id, now_ms()).await? {

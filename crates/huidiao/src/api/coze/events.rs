@@ -1,12 +1,12 @@
 //! `/v1/api_apps/:id/events`: subscribe, list subscriptions, unsubscribe.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::load_app;
 use crate::api::envelope::{ApiResult, Reply};
-use crate::api::extract::{JsonBody, QueryMap};
+use crate::api::extract::{JsonBody, PathParams, QueryMap};
 use crate::api::AppState;
 use crate::domain::apps::check_subscribable;
 use crate::domain::event_types::parse_event_types;
@@ -38,7 +38,7 @@ pub struct ApiAppEvent {
 pub async fn subscribe(
     State(state): State<AppState>,
     caller: Caller,
-    Path(api_app_id): Path<String>,
+    PathParams(api_app_id): PathParams<String>,
     JsonBody(req): JsonBody<EventTypesRequest>,
 ) -> ApiResult<()> {
     let (app, _) = load_app(&state, &caller, Permission::SubscribeApiAppEvent, &api_app_id).await?;
@@ -65,7 +65,7 @@ pub async fn subscribe(
 pub async fn list(
     State(state): State<AppState>,
     caller: Caller,
-    Path(api_app_id): Path<String>,
+    PathParams(api_app_id): PathParams<String>,
     query: QueryMap,
 ) -> ApiResult<Page<ApiAppEvent>> {
     let (app, _) = load_app(&state, &caller, Permission::ListApiApp, &api_app_id).await?;
@@ -87,7 +87,7 @@ pub async fn list(
 pub async fn unsubscribe(
     State(state): State<AppState>,
     caller: Caller,
-    Path(api_app_id): Path<String>,
+    PathParams(api_app_id): PathParams<String>,
     JsonBody(req): JsonBody<EventTypesRequest>,
 ) -> ApiResult<()> {
     let (app, _) = load_app(&state, &caller, Permission::UnsubscribeApiAppEvent, &api_app_id).await?;
