@@ -107,8 +107,8 @@ impl PublishBatchRequest {
     }
 }
 
-/// Validates, checks that every owning account exists, stores everything in one transaction,
-/// and wakes the scheduler.
+/// Checks that every owning account exists, stores everything in one transaction, and wakes the
+/// scheduler; the events were validated by the caller.
 async fn publish_all(state: &AppState, events: Vec<NewEvent>) -> Result<Vec<usize>, ApiError> {
     let accounts: BTreeSet<i64> = events.iter().map(|e| e.account_id).collect();
     for account_id in accounts {

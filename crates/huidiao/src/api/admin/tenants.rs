@@ -130,11 +130,13 @@ impl CreateTokenRequest {
             None => Permission::ALL.to_vec(),
             Some(raw) => {
                 let allowed = names(Permission::ALL, Permission::as_str);
-                let mut parsed = raw
-                    .iter()
-                    .map(|p| parse_enum::<Permission>("each permission", p, &allowed))
-                    .collect::<Result<Vec<_>, _>>()?;
-                parsed.dedup();
+                let mut parsed: Vec<Permission> = Vec::with_capacity(raw.len());
+                for name in raw {
+                    let permission = parse_enum::<Permission>("each permission", name, &allowed)?;
+                    if !parsed.contains(&permission) {
+                        parsed.push(permission);
+                    }
+                }
                 parsed
             }
         };
@@ -277,4 +279,17 @@ pub async fn create_connector(
         account_id: connector.account_id.to_string(),
         creator_id: connector.creator_id.to_string(),
     }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repeated_permissions_are_kept_once_in_their_first_order() {
+        let names = ["listApiApp", "createApiApp", "listApiApp"].map(String::from).to_vec();
+        let request = CreateTokenRequest { name: None, permissions: Some(names), expires_in: None };
+        let grant = request.validate(0).unwrap();
+        assert_eq!(grant.permissions, [Permission::ListApiApp, Permission::CreateApiApp]);
+    }
 }
