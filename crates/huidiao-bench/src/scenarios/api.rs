@@ -5,7 +5,7 @@
 
 use std::time::{Duration, Instant};
 
-use super::{stop, Context};
+use super::{no_token_rate_limit, stop, Context};
 use crate::load::run_concurrent;
 use crate::raw::{self, Target};
 use crate::report::{per_s, round, unix_us, Distribution, Report};
@@ -37,7 +37,7 @@ pub async fn run(ctx: &Context) -> Result<Report, Error> {
     let n = ctx.size(5000, 1000);
     let mut report = ctx.report("api");
     let sink = Sink::start(Duration::ZERO).await?;
-    let (server, api) = ctx.start(&[]).await?;
+    let (server, api) = ctx.start(&no_token_rate_limit()).await?;
     let tenant = api.tenant("bench").await?;
     let target = [Target { url: sink.url(0), account_id: tenant.account_id.clone(), app_id: "1".to_owned() }];
 

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use super::{apps_in_one_account, last_receipt_us, latencies, stop, Context};
+use super::{apps_in_one_account, last_receipt_us, latencies, no_token_rate_limit, stop, Context};
 use crate::events::publish_item;
 use crate::load::wait_for;
 use crate::raw;
@@ -23,7 +23,7 @@ pub async fn run(ctx: &Context) -> Result<Report, Error> {
     let rounds = ctx.size(10, 3);
     let mut report = ctx.report("fanout");
     let sink = Sink::start(Duration::ZERO).await?;
-    let (server, api) = ctx.start(&[]).await?;
+    let (server, api) = ctx.start(&no_token_rate_limit()).await?;
     let (tenant, targets) = apps_in_one_account(&api, &sink, apps).await?;
     let concurrency = raw::concurrency_for(apps);
     let raw = raw::run(&sink, &targets, apps * RAW_POSTS_PER_APP, concurrency).await?;
