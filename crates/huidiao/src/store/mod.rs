@@ -264,7 +264,10 @@ enum Dialect {
 /// live leases belong to another node is skipped: one node at a time delivers an app, so the
 /// per-app limits that node applies hold over all nodes. SQLite is told which indexes to use, because its planner
 /// otherwise reads every pending row through `deliveries_by_age` (the update finds its rows by
-/// id); PostgreSQL locks the rows it takes and skips rows another transaction holds.
+/// id); PostgreSQL locks the rows it takes and skips rows another transaction holds. Live leases
+/// are counted from the lease index alone, whatever the delivery's status (recording an attempt
+/// clears the lease; one left on a deleted app's delivery runs out): with a status condition
+/// PostgreSQL also read every pending row through `deliveries_by_age`.
 fn lease_due_sql(dialect: Dialect) -> String {
     let (queue, leased, by_id) = match dialect {
         Dialect::Sqlite => ("INDEXED BY deliveries_queue", "INDEXED BY deliveries_leased", "NOT INDEXED"),
@@ -298,7 +301,7 @@ fn lease_due_sql(dialect: Dialect) -> String {
              FROM queued AS q WHERE q.app_id IS NOT NULL),
            held AS (
              SELECT app_id, COUNT(*) AS n, MAX(CASE WHEN lease_owner = $5 THEN 0 ELSE 1 END) AS elsewhere
-             FROM deliveries {leased} WHERE lease_until > $2 AND status = 'pending' GROUP BY app_id),
+             FROM deliveries {leased} WHERE lease_until > $2 GROUP BY app_id),
            due AS ({due}),
            ranked AS (
              SELECT due.id, due.next_attempt_at, COALESCE(held.elsewhere, 0) AS elsewhere,

@@ -617,6 +617,10 @@ impl Store for PostgresStore {
     async fn lease_due(&self, request: LeaseRequest) -> StoreResult<Vec<LeasedDelivery>> {
         let mut client = self.pool.get().await?;
         let tx = bookkeeping_transaction(&mut client).await?;
+        // The lease statement is written to read through indexes only (see `lease_due_sql`); the
+        // statistics of the lease columns swing with every batch, and on stale ones the planner
+        // chose to read the whole table to count live leases (97 ms at 200,000 pending).
+        tx.batch_execute("SET LOCAL enable_seqscan = off; SET LOCAL enable_bitmapscan = off").await?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LEASE_LOCK]).await?;
         let leased = tx_all(
             &tx,
