@@ -37,7 +37,10 @@ pub async fn run(ctx: &Context) -> Result<Report, Error> {
     let n = ctx.size(5000, 1000);
     let mut report = ctx.report("api");
     let sink = Sink::start(Duration::ZERO).await?;
-    let (server, api) = ctx.start(&no_token_rate_limit()).await?;
+    // 25,000 apps go into one account over the levels, more than it may have by default.
+    let mut flags = no_token_rate_limit().to_vec();
+    flags.extend(["--max-apps-per-account".to_owned(), "1000000".to_owned()]);
+    let (server, api) = ctx.start(&flags).await?;
     let tenant = api.tenant("bench").await?;
     let target = [Target { url: sink.url(0), account_id: tenant.account_id.clone(), app_id: "1".to_owned() }];
 
