@@ -261,8 +261,9 @@ enum Dialect {
 /// follows the number of apps with work, not the number of pending deliveries, and an app with a
 /// huge backlog cannot crowd the others out of a batch; an app with a rate cap gets at most
 /// [`RATE_WINDOW_S`] seconds of deliveries, so they do not sit leased for long. An app whose
-/// live leases belong to another node is skipped: one node at a time delivers an app, so the
-/// per-app limits that node applies hold over all nodes. SQLite is told which indexes to use, because its planner
+/// live leases belong to another node is skipped before any of its rows is read (`free`), so
+/// nodes never lock each other's rows: one node at a time delivers an app, and the per-app limits
+/// that node applies hold over all nodes. SQLite is told which indexes to use, because its planner
 /// otherwise reads every pending row through `deliveries_by_age` (the update finds its rows by
 /// id); PostgreSQL locks the rows it takes and skips rows another transaction holds. Live leases
 /// are counted from the lease index alone, whatever the delivery's status (recording an attempt
@@ -283,11 +284,11 @@ fn lease_due_sql(dialect: Dialect) -> String {
     );
     let due = match dialect {
         Dialect::Sqlite => format!(
-            "SELECT d.id, d.app_id, d.next_attempt_at FROM queued AS q JOIN deliveries AS d
+            "SELECT d.id, d.app_id, d.next_attempt_at FROM free AS q JOIN deliveries AS d
              ON d.id IN (SELECT w.id {app_window})"
         ),
         Dialect::Postgres => format!(
-            "SELECT d.id, d.app_id, d.next_attempt_at FROM queued AS q CROSS JOIN LATERAL
+            "SELECT d.id, d.app_id, d.next_attempt_at FROM free AS q CROSS JOIN LATERAL
              (SELECT w.id, w.app_id, w.next_attempt_at {app_window} FOR UPDATE SKIP LOCKED) AS d"
         ),
     };
@@ -302,16 +303,20 @@ fn lease_due_sql(dialect: Dialect) -> String {
            held AS (
              SELECT app_id, COUNT(*) AS n, MAX(CASE WHEN lease_owner = $5 THEN 0 ELSE 1 END) AS elsewhere
              FROM deliveries {leased} WHERE lease_until > $2 GROUP BY app_id),
+           free AS (
+             SELECT q.app_id FROM queued AS q
+             WHERE q.app_id IS NOT NULL
+               AND NOT EXISTS (SELECT 1 FROM held WHERE held.app_id = q.app_id AND held.elsewhere = 1)),
            due AS ({due}),
            ranked AS (
-             SELECT due.id, due.next_attempt_at, COALESCE(held.elsewhere, 0) AS elsewhere,
+             SELECT due.id, due.next_attempt_at,
                     ROW_NUMBER() OVER (PARTITION BY due.app_id ORDER BY due.next_attempt_at, due.id)
                       + COALESCE(held.n, 0) AS slot,
                     CASE WHEN a.max_per_second * {RATE_WINDOW_S} < $3
                          THEN a.max_per_second * {RATE_WINDOW_S} ELSE $3 END AS app_window
              FROM due JOIN api_apps AS a ON a.id = due.app_id LEFT JOIN held ON held.app_id = due.app_id)
          UPDATE deliveries {by_id} SET lease_until = $1, next_attempt_at = $1, lease_owner = $5
-         WHERE id IN (SELECT id FROM ranked WHERE slot <= app_window AND elsewhere = 0
+         WHERE id IN (SELECT id FROM ranked WHERE slot <= app_window
                       ORDER BY next_attempt_at LIMIT $4)
            AND status = 'pending' AND next_attempt_at <= $2
          RETURNING id"
