@@ -8,7 +8,7 @@ use clap::Args;
 
 use crate::dispatch::retention::Retention;
 use crate::dispatch::retry::{parse_schedule, RetryPolicy, DEFAULT_SCHEDULE};
-use crate::dispatch::scheduler::Settings;
+use crate::dispatch::scheduler::{Settings, MIN_LEASE_DURATION};
 
 /// Settings of `huidiao serve`. Each flag can also be given through the environment variable
 /// named beside it; the flag wins when both are set.
@@ -93,6 +93,7 @@ pub struct DeliveryConfig {
     pub lease_batch: usize,
 
     /// How long a leased delivery stays taken; a node that dies holding it gives it up after this.
+    /// At least 30 s (shorter values are raised), so that every push fits in its lease.
     #[arg(long, env = "HUIDIAO_LEASE_DURATION", default_value = "5m", value_parser = humantime::parse_duration)]
     pub lease_duration: Duration,
 
@@ -131,7 +132,7 @@ impl DeliveryConfig {
             max_in_flight: self.max_in_flight.max(1),
             max_in_flight_per_app: self.max_in_flight_per_app.max(1),
             lease_batch: self.lease_batch.max(1),
-            lease_duration: self.lease_duration,
+            lease_duration: self.lease_duration.max(MIN_LEASE_DURATION),
             idle_poll: IDLE_POLL,
             allow_private,
             node,

@@ -5,6 +5,12 @@ use huidiao::cli::demo::DemoArgs;
 use huidiao::cli::publish::PublishArgs;
 use huidiao::config::ServeConfig;
 
+/// mimalloc instead of glibc malloc: delivery allocates and frees small buffers on several
+/// threads at once, where glibc's arena locks and consolidation cost a measurable share of CPU
+/// (see docs/benchmarks.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[derive(Parser)]
 #[command(
     name = "huidiao",

@@ -83,6 +83,7 @@ mod tests {
             verify_token: "t".into(),
             round_attempts,
             max_per_second: None,
+            lease_until: i64::MAX,
         }
     }
 

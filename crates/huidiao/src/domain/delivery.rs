@@ -51,6 +51,13 @@ pub fn push_timeout(app_type: AppType, event_type: EventType) -> Duration {
     }
 }
 
+/// Whether a push started at `now` (ms) ends, even at its timeout, before the lease held on its
+/// delivery runs out at `lease_until`: after that another node may take the delivery, and a push
+/// still running would make two at once.
+pub fn lease_covers(now: i64, timeout: Duration, lease_until: i64) -> bool {
+    now.saturating_add(timeout.as_millis() as i64) <= lease_until
+}
+
 /// Whether the receiver's answer carries a review (coze-callbacks.md §5.2).
 pub fn expects_audit(app_type: AppType, event_type: EventType) -> bool {
     app_type == AppType::Connector && event_type == EventType::BotPublished
@@ -101,6 +108,16 @@ mod tests {
         assert_eq!(push_timeout(AppType::Connector, EventType::BotPublished), Duration::from_secs(10));
         assert_eq!(push_timeout(AppType::Normal, EventType::BotPublished), Duration::from_secs(3));
         assert_eq!(push_timeout(AppType::Connector, EventType::BotDeleted), Duration::from_secs(3));
+    }
+
+    #[test]
+    fn a_push_starts_only_if_it_ends_within_its_lease() {
+        let three = Duration::from_secs(3);
+        assert!(lease_covers(10_000, three, 13_000));
+        assert!(lease_covers(10_000, three, 300_000));
+        assert!(!lease_covers(10_001, three, 13_000));
+        assert!(!lease_covers(20_000, three, 13_000));
+        assert!(!lease_covers(i64::MAX, three, i64::MAX - 1));
     }
 
     #[test]

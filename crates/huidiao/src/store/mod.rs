@@ -145,6 +145,8 @@ pub struct LeasedDelivery {
     pub round_attempts: u32,
     /// The app's cap on deliveries per second, if the operator set one.
     pub max_per_second: Option<u32>,
+    /// When this node's lease runs out (ms); after it another node may take the delivery.
+    pub lease_until: i64,
 }
 
 /// What an attempt decided for its delivery.

@@ -20,7 +20,7 @@ use tokio_postgres::{AsyncMessage, Config, NoTls, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::rows::{
-    self, headers_to_json, permissions_to_text, ACCOUNT_COLUMNS, APP_COLUMNS, ATTEMPT_COLUMNS,
+    self, headers_to_json, permissions_to_text, RoutingKey, ACCOUNT_COLUMNS, APP_COLUMNS, ATTEMPT_COLUMNS,
     CANDIDATE_COLUMNS, CONNECTOR_COLUMNS, DELIVERY_COLUMNS, LEASED_COLUMNS, SUBSCRIPTION_COLUMNS,
     TOKEN_GRANT_SELECT, USER_COLUMNS,
 };
@@ -597,12 +597,11 @@ impl Store for PostgresStore {
     async fn publish(&self, events: Vec<NewEvent>, ids: Arc<IdGenerator>) -> StoreResult<Vec<usize>> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        // Events of one batch mostly share their type and owner: look their apps up once.
-        let mut known: HashMap<(EventType, i64, Vec<i64>), Vec<Candidate>> = HashMap::new();
+        let mut known: HashMap<RoutingKey, Vec<Candidate>> = HashMap::new();
         let mut rows = PublishRows::default();
         let mut counts = Vec::with_capacity(events.len());
         for event in &events {
-            let key = (event.event_type, event.account_id, event.connector_ids.clone());
+            let key = rows::routing_key(event);
             if !known.contains_key(&key) {
                 known.insert(key.clone(), candidates(&tx, event).await?);
             }

@@ -10,7 +10,8 @@ use super::{
     Subscription, TokenGrant, TokenRecord, User,
 };
 use crate::domain::delivery::{Audit, DeliveryStatus};
-use crate::domain::events::Candidate;
+use crate::domain::event_types::EventType;
+use crate::domain::events::{Candidate, NewEvent};
 use crate::domain::tenancy::Permission;
 
 /// Typed access to one row's columns by position.
@@ -144,7 +145,8 @@ pub fn audit_to_text(audit: Option<&Audit>) -> Option<String> {
 
 /// A leased delivery with its app's current URL and token (`d` deliveries, `a` api_apps).
 pub const LEASED_COLUMNS: &str = "d.id, d.app_id, a.app_type, d.event_type, d.event_key, d.body, \
-     COALESCE(a.callback_url, ''), a.verify_token, d.round_attempts, a.max_per_second";
+     COALESCE(a.callback_url, ''), a.verify_token, d.round_attempts, a.max_per_second, \
+     COALESCE(d.lease_until, 0)";
 
 pub fn leased(r: &impl Columns) -> StoreResult<LeasedDelivery> {
     Ok(LeasedDelivery {
@@ -158,6 +160,7 @@ pub fn leased(r: &impl Columns) -> StoreResult<LeasedDelivery> {
         verify_token: r.text(7)?,
         round_attempts: r.int(8)? as u32,
         max_per_second: r.opt_int(9)?.map(|n| n as u32),
+        lease_until: r.int(10)?,
     })
 }
 
@@ -194,6 +197,14 @@ fn headers_from_json(text: Option<String>) -> Vec<(String, String)> {
 /// Routing candidates: apps subscribed to the type, as [`crate::domain::events::Candidate`].
 pub const CANDIDATE_COLUMNS: &str =
     "a.id, a.app_type, a.account_id, a.connector_id, CAST(CASE WHEN a.callback_url IS NULL THEN 0 ELSE 1 END AS BIGINT)";
+
+/// What decides an event's candidates: its type, its owner and the connectors it names. The
+/// events of a publish batch mostly share it, so candidates are looked up once per key.
+pub type RoutingKey = (EventType, i64, Vec<i64>);
+
+pub fn routing_key(event: &NewEvent) -> RoutingKey {
+    (event.event_type, event.account_id, event.connector_ids.clone())
+}
 
 pub fn candidate(r: &impl Columns) -> StoreResult<Candidate> {
     Ok(Candidate {

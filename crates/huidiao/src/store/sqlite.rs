@@ -4,6 +4,7 @@
 //! returns. One writer connection (SQLite allows one writer at a time anyway) and a small pool of
 //! reader connections, which WAL lets run beside the writer. Calls run on tokio's blocking pool.
 
+use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
@@ -11,7 +12,7 @@ use async_trait::async_trait;
 use rusqlite::{params, Connection, Row};
 
 use super::rows::{
-    self, headers_to_json, permissions_to_text, ACCOUNT_COLUMNS, APP_COLUMNS, ATTEMPT_COLUMNS,
+    self, headers_to_json, permissions_to_text, RoutingKey, ACCOUNT_COLUMNS, APP_COLUMNS, ATTEMPT_COLUMNS,
     CANDIDATE_COLUMNS, CONNECTOR_COLUMNS, DELIVERY_COLUMNS, LEASED_COLUMNS, SUBSCRIPTION_COLUMNS,
     TOKEN_GRANT_SELECT, USER_COLUMNS,
 };
@@ -23,7 +24,7 @@ use super::{
 use crate::domain::apps::AppType;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::event_types::EventType;
-use crate::domain::events::{delivery_body, delivery_event_id, receives, NewEvent};
+use crate::domain::events::{delivery_body, delivery_event_id, receives, Candidate, NewEvent};
 use crate::domain::paging::PageRequest;
 use crate::domain::tenancy::Scope;
 use crate::ids::IdGenerator;
@@ -246,21 +247,10 @@ fn json_ids(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("integers serialise")
 }
 
-/// Routes one event and stores it with its deliveries, inside the caller's transaction.
-fn insert_event(tx: &rusqlite::Transaction<'_>, event: &NewEvent, ids: &IdGenerator) -> StoreResult<usize> {
-    tx.prepare_cached(
-        "INSERT INTO events (id, event_uuid, event_type, coze_account_id, created_at, published_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-    )?
-    .execute(params![
-        event.id,
-        event.uuid,
-        event.event_type.as_str(),
-        event.account_id,
-        event.created_at,
-        event.published_at
-    ])?;
-    let candidates = all(
+/// The apps subscribed to an event's type among the owning account's normal apps and the
+/// connector apps the event names; [`receives`] then picks who gets it.
+fn candidates(tx: &rusqlite::Transaction<'_>, event: &NewEvent) -> StoreResult<Vec<Candidate>> {
+    all(
         tx,
         &format!(
             "SELECT {CANDIDATE_COLUMNS}
@@ -273,7 +263,29 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, event: &NewEvent, ids: &IdGenera
         ),
         params![event.event_type.as_str(), event.account_id, json_ids(&event.connector_ids)],
         |r| rows::candidate(r),
-    )?;
+    )
+}
+
+/// Stores one event and its deliveries to the `candidates` that receive it, inside the caller's
+/// transaction.
+fn insert_event(
+    tx: &rusqlite::Transaction<'_>,
+    event: &NewEvent,
+    candidates: &[Candidate],
+    ids: &IdGenerator,
+) -> StoreResult<usize> {
+    tx.prepare_cached(
+        "INSERT INTO events (id, event_uuid, event_type, coze_account_id, created_at, published_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )?
+    .execute(params![
+        event.id,
+        event.uuid,
+        event.event_type.as_str(),
+        event.account_id,
+        event.created_at,
+        event.published_at
+    ])?;
     let mut insert = tx.prepare_cached(
         "INSERT INTO deliveries (id, event_id, app_id, event_key, event_type, status, next_attempt_at, body, created_at, updated_at)
          VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
@@ -573,7 +585,19 @@ impl Store for SqliteStore {
     }
 
     async fn publish(&self, events: Vec<NewEvent>, ids: Arc<IdGenerator>) -> StoreResult<Vec<usize>> {
-        self.write(move |tx| events.iter().map(|event| insert_event(tx, event, &ids)).collect()).await
+        self.write(move |tx| {
+            let mut known: HashMap<RoutingKey, Vec<Candidate>> = HashMap::new();
+            let mut counts = Vec::with_capacity(events.len());
+            for event in &events {
+                let key = rows::routing_key(event);
+                if !known.contains_key(&key) {
+                    known.insert(key.clone(), candidates(tx, event)?);
+                }
+                counts.push(insert_event(tx, event, &known[&key], &ids)?);
+            }
+            Ok(counts)
+        })
+        .await
     }
 
     async fn lease_due(&self, request: LeaseRequest) -> StoreResult<Vec<LeasedDelivery>> {
