@@ -130,11 +130,14 @@ impl Scheduler {
     }
 
     /// Leases what is due, up to the headroom this node has: at most twice `max_in_flight`
-    /// leased and unrecorded, so a batch is ready as soon as permits free up.
+    /// leased and unrecorded, so a batch is ready as soon as permits free up. Under load it waits
+    /// until a quarter of that is free: a lease's cost grows with the apps it visits, not with
+    /// the rows it takes, so many small leases would cost more than the pushes they feed.
     async fn lease_once(&self, now: i64) -> Vec<LeasedDelivery> {
         let held = self.leased.lock().expect("leased lock").len();
-        let headroom = (2 * self.settings.max_in_flight).saturating_sub(held).min(self.settings.lease_batch);
-        if headroom == 0 {
+        let most = 2 * self.settings.max_in_flight;
+        let headroom = most.saturating_sub(held).min(self.settings.lease_batch);
+        if headroom == 0 || headroom < (most / 4).min(self.settings.lease_batch) {
             return Vec::new();
         }
         let request = LeaseRequest {

@@ -272,17 +272,20 @@ enum Dialect {
 /// clears the lease; one left on a deleted app's delivery runs out): with a status condition
 /// PostgreSQL also read every pending row through `deliveries_by_age`.
 fn lease_due_sql(dialect: Dialect) -> String {
-    let (queue, leased, by_id) = match dialect {
-        Dialect::Sqlite => ("INDEXED BY deliveries_queue", "INDEXED BY deliveries_leased", "NOT INDEXED"),
-        Dialect::Postgres => ("", "", ""),
+    let (queue, leased, by_id, read_limit) = match dialect {
+        Dialect::Sqlite => {
+            ("INDEXED BY deliveries_queue", "INDEXED BY deliveries_leased", "NOT INDEXED", "MIN($3, $4)")
+        }
+        Dialect::Postgres => ("", "", "", "LEAST($3::BIGINT, $4::BIGINT)"),
     };
-    // Each app's oldest due deliveries, at most a window. SQLite runs the correlated `IN` once
-    // per app; PostgreSQL needs `LATERAL` for that (it plans the `IN` form as a scan of every
-    // delivery).
+    // Each app's oldest due deliveries, at most a window, and no more than the batch could take
+    // (reading whole windows of ten busy apps was 47 % of the server's CPU). SQLite runs the
+    // correlated `IN` once per app; PostgreSQL needs `LATERAL` for that (it plans the `IN` form
+    // as a scan of every delivery).
     let app_window = format!(
         "FROM deliveries AS w {queue}
          WHERE w.app_id = q.app_id AND w.status = 'pending' AND w.next_attempt_at <= $2
-         ORDER BY w.next_attempt_at LIMIT $3"
+         ORDER BY w.next_attempt_at LIMIT {read_limit}"
     );
     let due = match dialect {
         Dialect::Sqlite => format!(

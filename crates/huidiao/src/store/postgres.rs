@@ -21,8 +21,8 @@ use tokio_util::sync::CancellationToken;
 
 use super::rows::{
     self, headers_to_json, permissions_to_text, RoutingKey, ACCOUNT_COLUMNS, APP_COLUMNS, ATTEMPT_COLUMNS,
-    CANDIDATE_COLUMNS, CONNECTOR_COLUMNS, DELIVERY_COLUMNS, LEASED_COLUMNS, SUBSCRIPTION_COLUMNS,
-    TOKEN_GRANT_SELECT, USER_COLUMNS,
+    CANDIDATE_COLUMNS, CONNECTOR_COLUMNS, DELIVERY_COLUMNS, DELIVERY_WITH_BODY, LEASED_COLUMNS, LEASED_FROM,
+    SUBSCRIPTION_COLUMNS, TOKEN_GRANT_SELECT, USER_COLUMNS,
 };
 use super::{
     connector_taken, lease_due_sql, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector,
@@ -42,6 +42,7 @@ use crate::ids::IdGenerator;
 const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_schema.sql"),
     include_str!("migrations/postgres/0002_app_queues.sql"),
+    include_str!("migrations/postgres/0003_delivery_bodies.sql"),
 ];
 
 /// Advisory lock keys: one held while migrating, one per leasing transaction.
@@ -308,11 +309,11 @@ impl PublishRows {
         )
         .await?;
         tx.execute(
-            "INSERT INTO deliveries (id, event_id, app_id, event_key, event_type, status, next_attempt_at, body, created_at, updated_at)
-             SELECT id, event_id, app_id, event_key, event_type, status, due, body, at, at
+            "INSERT INTO deliveries (id, event_id, app_id, event_key, event_type, status, next_attempt_at, created_at, updated_at)
+             SELECT id, event_id, app_id, event_key, event_type, status, due, at, at
              FROM UNNEST($1::BIGINT[], $2::BIGINT[], $3::BIGINT[], $4::TEXT[], $5::TEXT[], $6::TEXT[],
-                         $7::BIGINT[], $8::TEXT[], $9::BIGINT[])
-                  AS d(id, event_id, app_id, event_key, event_type, status, due, body, at)",
+                         $7::BIGINT[], $8::BIGINT[])
+                  AS d(id, event_id, app_id, event_key, event_type, status, due, at)",
             &[
                 &self.delivery_ids,
                 &self.delivery_events,
@@ -321,9 +322,13 @@ impl PublishRows {
                 &self.delivery_types,
                 &self.delivery_statuses,
                 &self.delivery_due,
-                &self.delivery_bodies,
                 &self.delivery_created_at,
             ],
+        )
+        .await?;
+        tx.execute(
+            "INSERT INTO delivery_bodies (delivery_id, body) SELECT * FROM UNNEST($1::BIGINT[], $2::TEXT[])",
+            &[&self.delivery_ids, &self.delivery_bodies],
         )
         .await?;
         Ok(())
@@ -636,10 +641,7 @@ impl Store for PostgresStore {
         .await?;
         let details = tx_all(
             &tx,
-            &format!(
-                "SELECT {LEASED_COLUMNS} FROM deliveries d JOIN api_apps a ON a.id = d.app_id
-                 WHERE d.id = ANY($1) ORDER BY d.id"
-            ),
+            &format!("SELECT {LEASED_COLUMNS} FROM {LEASED_FROM} WHERE d.id = ANY($1) ORDER BY d.id"),
             &[&leased],
             rows::leased,
         )
@@ -745,7 +747,9 @@ impl Store for PostgresStore {
     ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
         let found = self
             .one(
-                &format!("SELECT {DELIVERY_COLUMNS}, body FROM deliveries WHERE id = $1 AND app_id = $2"),
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS}, body FROM {DELIVERY_WITH_BODY} WHERE id = $1 AND app_id = $2"
+                ),
                 &[&id, &app_id],
                 |r| Ok((rows::delivery(r)?, rows::Columns::text(r, 12)?)),
             )
@@ -790,6 +794,7 @@ impl Store for PostgresStore {
         .await?;
         let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();
         tx.execute("DELETE FROM attempts WHERE delivery_id = ANY($1)", &[&ids]).await?;
+        tx.execute("DELETE FROM delivery_bodies WHERE delivery_id = ANY($1)", &[&ids]).await?;
         let deleted = tx.execute("DELETE FROM deliveries WHERE id = ANY($1)", &[&ids]).await?;
         tx.execute(
             "DELETE FROM events WHERE id = ANY($1) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",

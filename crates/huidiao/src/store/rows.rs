@@ -122,6 +122,10 @@ pub fn subscription(r: &impl Columns) -> StoreResult<Subscription> {
 pub const DELIVERY_COLUMNS: &str = "id, app_id, event_key, event_type, status, attempts, next_attempt_at, \
      last_status_code, last_error, audit, created_at, updated_at";
 
+/// A delivery row with its body, which lives apart (it never changes, the row often does).
+pub const DELIVERY_WITH_BODY: &str =
+    "deliveries JOIN delivery_bodies ON delivery_bodies.delivery_id = deliveries.id";
+
 pub fn delivery(r: &impl Columns) -> StoreResult<Delivery> {
     Ok(Delivery {
         id: r.int(0)?,
@@ -144,9 +148,13 @@ pub fn audit_to_text(audit: Option<&Audit>) -> Option<String> {
 }
 
 /// A leased delivery with its app's current URL and token (`d` deliveries, `a` api_apps).
-pub const LEASED_COLUMNS: &str = "d.id, d.app_id, a.app_type, d.event_type, d.event_key, d.body, \
+pub const LEASED_COLUMNS: &str = "d.id, d.app_id, a.app_type, d.event_type, d.event_key, b.body, \
      COALESCE(a.callback_url, ''), a.verify_token, d.round_attempts, a.max_per_second, \
      COALESCE(d.lease_until, 0)";
+
+/// The tables [`LEASED_COLUMNS`] reads: a leased delivery with its app and its body.
+pub const LEASED_FROM: &str =
+    "deliveries d JOIN api_apps a ON a.id = d.app_id JOIN delivery_bodies b ON b.delivery_id = d.id";
 
 pub fn leased(r: &impl Columns) -> StoreResult<LeasedDelivery> {
     Ok(LeasedDelivery {

@@ -13,8 +13,8 @@ use rusqlite::{params, Connection, Row};
 
 use super::rows::{
     self, headers_to_json, permissions_to_text, RoutingKey, ACCOUNT_COLUMNS, APP_COLUMNS, ATTEMPT_COLUMNS,
-    CANDIDATE_COLUMNS, CONNECTOR_COLUMNS, DELIVERY_COLUMNS, LEASED_COLUMNS, SUBSCRIPTION_COLUMNS,
-    TOKEN_GRANT_SELECT, USER_COLUMNS,
+    CANDIDATE_COLUMNS, CONNECTOR_COLUMNS, DELIVERY_COLUMNS, DELIVERY_WITH_BODY, LEASED_COLUMNS, LEASED_FROM,
+    SUBSCRIPTION_COLUMNS, TOKEN_GRANT_SELECT, USER_COLUMNS,
 };
 use super::{
     connector_taken, lease_due_sql, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector,
@@ -36,6 +36,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0003_attempt_headers.sql"),
     include_str!("migrations/sqlite/0004_lease_index.sql"),
     include_str!("migrations/sqlite/0005_app_queues.sql"),
+    include_str!("migrations/sqlite/0006_delivery_bodies.sql"),
 ];
 
 /// Whether a commit waits for the disk.
@@ -287,24 +288,27 @@ fn insert_event(
         event.published_at
     ])?;
     let mut insert = tx.prepare_cached(
-        "INSERT INTO deliveries (id, event_id, app_id, event_key, event_type, status, next_attempt_at, body, created_at, updated_at)
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?9)",
+        "INSERT INTO deliveries (id, event_id, app_id, event_key, event_type, status, next_attempt_at, created_at, updated_at)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?8)",
     )?;
+    let mut insert_body =
+        tx.prepare_cached("INSERT INTO delivery_bodies (delivery_id, body) VALUES (?1, ?2)")?;
     let mut count = 0;
     for app in candidates.iter().filter(|app| receives(event, app)) {
         let event_key = delivery_event_id(event, app.app_id);
         let (status, due) = rows::initial_stage(app, event.published_at);
+        let id = ids.next_id();
         insert.execute(params![
-            ids.next_id(),
+            id,
             event.id,
             app.app_id,
             event_key,
             event.event_type.as_str(),
             status.as_str(),
             due,
-            delivery_body(event, app, &event_key),
             event.published_at
         ])?;
+        insert_body.execute(params![id, delivery_body(event, app, &event_key)])?;
         count += 1;
     }
     Ok(count)
@@ -619,7 +623,7 @@ impl Store for SqliteStore {
             all(
                 tx,
                 &format!(
-                    "SELECT {LEASED_COLUMNS} FROM deliveries d JOIN api_apps a ON a.id = d.app_id
+                    "SELECT {LEASED_COLUMNS} FROM {LEASED_FROM}
                      WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.id"
                 ),
                 [json_ids(&leased)],
@@ -735,7 +739,9 @@ impl Store for SqliteStore {
         self.read(move |conn| {
             let found = one(
                 conn,
-                &format!("SELECT {DELIVERY_COLUMNS}, body FROM deliveries WHERE id = ?1 AND app_id = ?2"),
+                &format!(
+                    "SELECT {DELIVERY_COLUMNS}, body FROM {DELIVERY_WITH_BODY} WHERE id = ?1 AND app_id = ?2"
+                ),
                 params![id, app_id],
                 |r| Ok((rows::delivery(r)?, rows::Columns::text(r, 12)?)),
             )?;
@@ -777,10 +783,12 @@ impl Store for SqliteStore {
             )?;
             let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();
             let ids = json_ids(&ids);
-            tx.execute(
-                "DELETE FROM attempts WHERE delivery_id IN (SELECT value FROM json_each(?1))",
-                [&ids],
-            )?;
+            for table in ["attempts", "delivery_bodies"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE delivery_id IN (SELECT value FROM json_each(?1))"),
+                    [&ids],
+                )?;
+            }
             let deleted =
                 tx.execute("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))", [&ids])?;
             tx.execute(
@@ -807,6 +815,28 @@ mod tests {
     use crate::domain::tenancy::{Edition, Role};
 
     const NOW: i64 = 1_700_000_000_000;
+
+    #[test]
+    fn bodies_stored_before_they_lived_apart_move_with_their_deliveries() {
+        let mut conn = Connection::open_in_memory().unwrap();
+        for sql in &MIGRATIONS[..5] {
+            conn.execute_batch(sql).unwrap();
+        }
+        conn.pragma_update(None, "user_version", 5).unwrap();
+        conn.execute_batch(
+            "PRAGMA foreign_keys = OFF;
+             INSERT INTO events VALUES (1, 'u', 'bot.published', 1, 0, 0);
+             INSERT INTO deliveries (id, event_id, app_id, event_key, event_type, status, body, created_at, updated_at)
+             VALUES (7, 1, 3, 'k', 'bot.published', 'pending', '{\"header\":{}}', 0, 0);",
+        )
+        .unwrap();
+        migrate(&mut conn).unwrap();
+        let body: String = conn
+            .query_row("SELECT body FROM delivery_bodies WHERE delivery_id = 7", [], |r| r.get(0))
+            .unwrap();
+        assert_eq!(body, r#"{"header":{}}"#);
+        assert!(conn.prepare("SELECT body FROM deliveries").is_err(), "the old column is gone");
+    }
 
     /// A store with `apps` normal apps of one account, each subscribed to `bot.published`,
     /// and `events` published events, so each app has `events` pending deliveries.
