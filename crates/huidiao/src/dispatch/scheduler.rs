@@ -129,15 +129,15 @@ impl Scheduler {
         }
     }
 
-    /// Leases what is due, up to the headroom this node has: at most twice `max_in_flight`
-    /// leased and unrecorded, so a batch is ready as soon as permits free up. Under load it waits
-    /// until a quarter of that is free: a lease's cost grows with the apps it visits, not with
-    /// the rows it takes, so many small leases would cost more than the pushes they feed.
+    /// Leases what is due, up to the headroom this node has: at most a full window behind every
+    /// push slot ([`LEASED_PER_APP_SLOT`] × `max_in_flight`), so slow apps take all the node's
+    /// push permits before they could take all its leases, and their windows never keep the
+    /// other apps' deliveries from being leased.
     async fn lease_once(&self, now: i64) -> Vec<LeasedDelivery> {
         let held = self.leased.lock().expect("leased lock").len();
-        let most = 2 * self.settings.max_in_flight;
+        let most = LEASED_PER_APP_SLOT * self.settings.max_in_flight;
         let headroom = most.saturating_sub(held).min(self.settings.lease_batch);
-        if headroom == 0 || headroom < (most / 4).min(self.settings.lease_batch) {
+        if headroom == 0 {
             return Vec::new();
         }
         let request = LeaseRequest {
