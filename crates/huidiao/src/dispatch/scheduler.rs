@@ -12,7 +12,7 @@ use std::collections::HashSet;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -30,7 +30,7 @@ use crate::store::{AttemptResult, LeaseRequest, LeasedDelivery, Store};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub retry: RetryPolicy,
-    /// Pushes in flight at once from this node.
+    /// Pushes in flight at once from this node, counted until their results are recorded.
     pub max_in_flight: usize,
     /// Pushes in flight at once per app, over all nodes.
     pub max_in_flight_per_app: usize,
@@ -59,6 +59,9 @@ pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(30);
 /// commits cost less CPU per result (one app: 850 commits/s of 25 results became 180/s of 110);
 /// pushes do not wait for it, since each app's window queues more behind them.
 const RECORD_LINGER: Duration = Duration::from_millis(2);
+
+/// A finished attempt on its way to the recorder, with the node's push permit it still holds.
+type Finished = (AttemptResult, OwnedSemaphorePermit);
 
 /// Attempt results recorded per storage transaction, at most.
 const RECORD_BATCH: usize = 512;
@@ -129,12 +132,14 @@ impl Scheduler {
         }
     }
 
-    /// Leases what is due, up to the headroom this node has: at most a full window behind every
-    /// push slot ([`LEASED_PER_APP_SLOT`] × `max_in_flight`), so slow apps take all the node's
-    /// push permits before they could take all its leases, and their windows never keep the
-    /// other apps' deliveries from being leased.
+    /// Leases what is due, up to the headroom this node has: a full window behind every push
+    /// slot ([`LEASED_PER_APP_SLOT`] × `max_in_flight`). Slow apps take all the node's push
+    /// permits before they could take all its leases, so their windows never keep other apps'
+    /// deliveries from being leased; and a node takes no more busy apps than it can push at their
+    /// full per-app limit, leaving the rest to other nodes.
     async fn lease_once(&self, now: i64) -> Vec<LeasedDelivery> {
         let held = self.leased.lock().expect("leased lock").len();
+        let window = self.settings.max_in_flight_per_app * LEASED_PER_APP_SLOT;
         let most = LEASED_PER_APP_SLOT * self.settings.max_in_flight;
         let headroom = most.saturating_sub(held).min(self.settings.lease_batch);
         if headroom == 0 {
@@ -144,7 +149,7 @@ impl Scheduler {
             now,
             limit: headroom,
             lease_until: now + self.settings.lease_duration.as_millis() as i64,
-            per_app: self.settings.max_in_flight_per_app * LEASED_PER_APP_SLOT,
+            per_app: window,
             node: self.settings.node,
         };
         match self.store.lease_due(request).await {
@@ -181,7 +186,7 @@ impl Scheduler {
     async fn deliver(
         self: Arc<Self>,
         delivery: LeasedDelivery,
-        results: mpsc::UnboundedSender<AttemptResult>,
+        results: mpsc::UnboundedSender<Finished>,
         shutdown: CancellationToken,
     ) {
         let slots = async {
@@ -193,7 +198,7 @@ impl Scheduler {
             slots = slots => slots,
             _ = shutdown.cancelled() => None,
         };
-        let Some(_slots) = slots else { return };
+        let Some((app_slot, permit)) = slots else { return };
         let started_at = now_ms();
         let timeout = push_timeout(delivery.app_type, delivery.event_type);
         if !lease_covers(started_at, timeout, delivery.lease_until) {
@@ -222,7 +227,11 @@ impl Scheduler {
                 "delivery attempt failed"
             );
         }
-        let _ = results.send(result);
+        // The app may start its next push now; the node's permit is held until the result is
+        // recorded, so a node that dies has at most `max_in_flight` pushes sent and unrecorded:
+        // the most duplicates it can cause.
+        drop(app_slot);
+        let _ = results.send((result, permit));
     }
 
     /// Records results in batches: whatever arrived while the previous batch was being written
@@ -231,7 +240,7 @@ impl Scheduler {
     /// leases, which it still holds, expire and the deliveries are sent again (at least once).
     async fn record(
         self: Arc<Self>,
-        mut results: mpsc::UnboundedReceiver<AttemptResult>,
+        mut results: mpsc::UnboundedReceiver<Finished>,
         shutdown: CancellationToken,
     ) {
         const TRIES_AT_SHUTDOWN: u32 = 3;
@@ -244,7 +253,8 @@ impl Scheduler {
                     batch.push(result);
                 }
             }
-            let records: Vec<AttemptResult> = std::mem::take(&mut batch);
+            let (records, permits): (Vec<AttemptResult>, Vec<OwnedSemaphorePermit>) =
+                std::mem::take(&mut batch).into_iter().unzip();
             let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
             let mut backoff = Duration::from_millis(50);
             let mut tries = 0;
@@ -258,6 +268,7 @@ impl Scheduler {
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
+            drop(permits);
             let mut leased = self.leased.lock().expect("leased lock");
             for id in ids {
                 leased.remove(&id);

@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/postgres/0001_schema.sql"),
     include_str!("migrations/postgres/0002_app_queues.sql"),
     include_str!("migrations/postgres/0003_delivery_bodies.sql"),
+    include_str!("migrations/postgres/0004_finished_by_age.sql"),
 ];
 
 /// Advisory lock keys: one held while migrating, one per leasing transaction.
@@ -787,7 +788,8 @@ impl Store for PostgresStore {
         let tx = bookkeeping_transaction(&mut client).await?;
         let doomed = tx_all(
             &tx,
-            "SELECT id, event_id FROM deliveries WHERE status = ANY($1) AND updated_at < $2 LIMIT $3",
+            "SELECT id, event_id FROM deliveries
+             WHERE status = ANY($1) AND status <> 'pending' AND updated_at < $2 LIMIT $3",
             &[&statuses, &before, &(limit as i64)],
             |r| Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)?)),
         )

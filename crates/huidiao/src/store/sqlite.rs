@@ -37,6 +37,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("migrations/sqlite/0004_lease_index.sql"),
     include_str!("migrations/sqlite/0005_app_queues.sql"),
     include_str!("migrations/sqlite/0006_delivery_bodies.sql"),
+    include_str!("migrations/sqlite/0007_finished_by_age.sql"),
 ];
 
 /// Whether a commit waits for the disk.
@@ -782,7 +783,8 @@ impl Store for SqliteStore {
             let doomed = all(
                 tx,
                 "SELECT id, event_id FROM deliveries
-                 WHERE status IN (SELECT value FROM json_each(?1)) AND updated_at < ?2 LIMIT ?3",
+                 WHERE status IN (SELECT value FROM json_each(?1)) AND status <> 'pending' AND updated_at < ?2
+                 LIMIT ?3",
                 params![statuses, before, limit as i64],
                 |r| Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)?)),
             )?;

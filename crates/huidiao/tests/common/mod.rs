@@ -37,7 +37,7 @@ pub struct Storage {
 
 /// Live leases of a node killed in a PostgreSQL test run out this fast; the embedded backend
 /// gives them back at start-up instead.
-const TEST_LEASE_DURATION: &str = "15s";
+const TEST_LEASE_DURATION: &str = "30s";
 
 /// The database PostgreSQL-only tests use when neither `HUIDIAO_TEST_DATABASE_URL` nor
 /// `HUIDIAO_PG_URL` (set by `.ci/run` to a database made fresh for the run) names one: the one
