@@ -96,8 +96,8 @@ async fn three_nodes_share_the_work_and_survive_losing_one() {
             receiver.max_concurrency()
         );
     }
-    // The dead node had at most --max-in-flight pushes sent and unrecorded when it died.
-    assert!(duplicates <= 8, "{duplicates} duplicates");
+    // The dead node had at most 4 × --max-in-flight pushes sent and unrecorded when it died.
+    assert!(duplicates <= 32, "{duplicates} duplicates");
     // The survivors took over the dead node's apps once its leases ran out.
     let mut after = 0;
     for node in &nodes {

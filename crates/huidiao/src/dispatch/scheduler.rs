@@ -30,7 +30,7 @@ use crate::store::{AttemptResult, LeaseRequest, LeasedDelivery, Store};
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub retry: RetryPolicy,
-    /// Pushes in flight at once from this node, counted until their results are recorded.
+    /// Pushes in flight at once from this node.
     pub max_in_flight: usize,
     /// Pushes in flight at once per app, over all nodes.
     pub max_in_flight_per_app: usize,
@@ -60,7 +60,7 @@ pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(30);
 /// pushes do not wait for it, since each app's window queues more behind them.
 const RECORD_LINGER: Duration = Duration::from_millis(2);
 
-/// A finished attempt on its way to the recorder, with the node's push permit it still holds.
+/// A finished attempt on its way to the recorder, with the permit it holds until it is recorded.
 type Finished = (AttemptResult, OwnedSemaphorePermit);
 
 /// Attempt results recorded per storage transaction, at most.
@@ -73,6 +73,10 @@ pub struct Scheduler {
     settings: Settings,
     wake: Wake,
     global: Arc<Semaphore>,
+    /// Pushes started and not yet recorded: 4 × `max_in_flight`, enough for the recorder to lag
+    /// behind a busy node (at 2 × ten busy apps lost a fifth of their throughput), and the most
+    /// duplicates a node that dies can cause.
+    unrecorded: Arc<Semaphore>,
     apps: Arc<AppLimits>,
     /// Deliveries this node leased and has not recorded yet.
     leased: Mutex<HashSet<i64>>,
@@ -88,6 +92,7 @@ impl Scheduler {
     ) -> Self {
         Scheduler {
             global: Arc::new(Semaphore::new(settings.max_in_flight)),
+            unrecorded: Arc::new(Semaphore::new(4 * settings.max_in_flight)),
             apps: AppLimits::new(settings.max_in_flight_per_app),
             store,
             http,
@@ -191,14 +196,15 @@ impl Scheduler {
     ) {
         let slots = async {
             let app_slot = self.apps.acquire(delivery.app_id, delivery.max_per_second).await;
+            let unrecorded = self.unrecorded.clone().acquire_owned().await.ok()?;
             let permit = self.global.clone().acquire_owned().await.ok()?;
-            Some((app_slot, permit))
+            Some((app_slot, permit, unrecorded))
         };
         let slots = tokio::select! {
             slots = slots => slots,
             _ = shutdown.cancelled() => None,
         };
-        let Some((app_slot, permit)) = slots else { return };
+        let Some((app_slot, permit, unrecorded)) = slots else { return };
         let started_at = now_ms();
         let timeout = push_timeout(delivery.app_type, delivery.event_type);
         if !lease_covers(started_at, timeout, delivery.lease_until) {
@@ -227,11 +233,8 @@ impl Scheduler {
                 "delivery attempt failed"
             );
         }
-        // The app may start its next push now; the node's permit is held until the result is
-        // recorded, so a node that dies has at most `max_in_flight` pushes sent and unrecorded:
-        // the most duplicates it can cause.
-        drop(app_slot);
-        let _ = results.send((result, permit));
+        drop((app_slot, permit));
+        let _ = results.send((result, unrecorded));
     }
 
     /// Records results in batches: whatever arrived while the previous batch was being written
