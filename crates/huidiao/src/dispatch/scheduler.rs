@@ -186,8 +186,8 @@ impl Scheduler {
     }
 
     /// Sends one delivery once its app has a free slot, the node has room for one more
-    /// unrecorded push and a global permit is free, and hands the result to the recorder. A delivery still waiting at shutdown is not sent; its lease is
-    /// given back.
+    /// unrecorded push and a global permit is free, and hands the result to the recorder. A
+    /// delivery still waiting at shutdown is not sent; its lease is given back.
     async fn deliver(
         self: Arc<Self>,
         delivery: LeasedDelivery,
