@@ -266,8 +266,8 @@ enum Dialect {
 /// live leases belong to another node is skipped before any of its rows is read (`free`), so
 /// nodes never lock each other's rows: one node at a time delivers an app, and the per-app limits
 /// that node applies hold over all nodes. SQLite is told which indexes to use, because its planner
-/// otherwise reads every pending row through `deliveries_by_age` (the update finds its rows by
-/// id); PostgreSQL locks the rows it takes and skips rows another transaction holds. Live leases
+/// otherwise read every pending row through an index of all deliveries (the update finds its
+/// rows by id); PostgreSQL locks the rows it takes and skips rows another transaction holds. Live leases
 /// are counted from the lease index alone, whatever the delivery's status (recording an attempt
 /// clears the lease; one left on a deleted app's delivery runs out): with a status condition
 /// PostgreSQL also read every pending row through `deliveries_by_age`.
