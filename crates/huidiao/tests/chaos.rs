@@ -10,8 +10,7 @@ use std::time::{Duration, Instant};
 use common::raw_receiver::{RawBehaviour, RawReceiver, HUGE_BODY_BYTES};
 use common::receiver::{Behaviour, Inbox, Receiver};
 use common::{Options, Server, Tenant};
-use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 /// Events per batch. Two batches go out, so every chaos delivery is in flight at once within the
 /// per-app limit (16).
@@ -118,14 +117,8 @@ impl Chaos {
     }
 
     async fn publish(&self, batch: usize) {
-        let events: Vec<Value> = (0..EVENTS)
-            .map(|i| json!({"event_type": "benefit.usage", "coze_account_id": self.tenant.account_id, "event": {"id": format!("{batch}-{i}")}}))
-            .collect();
-        let answer = self
-            .server
-            .admin(Method::POST, "/admin/v1/events:batch", Some(json!({"events": events})))
-            .await
-            .ok();
+        let ids = (0..EVENTS).map(|i| format!("{batch}-{i}"));
+        let answer = self.server.publish_usage(&self.tenant.account_id, ids).await;
         assert_eq!(answer["deliveries"], 2 * EVENTS);
     }
 }

@@ -49,11 +49,7 @@ async fn kill_9_mid_delivery_loses_nothing() {
     server.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
     receiver.set(Behaviour::Slow(Duration::from_millis(10)));
     for batch in 0..EVENTS / 1000 {
-        let events: Vec<Value> = (0..1000)
-            .map(|i| json!({"event_type": "benefit.usage", "coze_account_id": t.account_id, "event": {"id": format!("{batch}-{i}")}}))
-            .collect();
-        let answer =
-            server.admin(Method::POST, "/admin/v1/events:batch", Some(json!({"events": events}))).await.ok();
+        let answer = server.publish_usage(&t.account_id, (0..1000).map(|i| format!("{batch}-{i}"))).await;
         assert_eq!(answer["deliveries"], 1000);
     }
     receiver.wait_for_pushes(300, Duration::from_secs(30)).await;

@@ -286,25 +286,13 @@ async fn a_slow_receiver_does_not_delay_a_fast_one() {
         (server.tenant("personal", "member").await, server.tenant("personal", "member").await);
     server.receiving_app(&slow_tenant.token, &slow.url, &["benefit.usage"]).await;
     server.receiving_app(&fast_tenant.token, &fast.url, &["benefit.usage"]).await;
-    let batch = |account_id: &str, n: usize| {
-        let events: Vec<Value> = (0..n)
-            .map(|i| json!({"event_type": "benefit.usage", "coze_account_id": account_id, "event": {"id": i.to_string()}}))
-            .collect();
-        json!({ "events": events })
-    };
     // A backlog for the slow app bigger than its window: leased windows must leave room for
     // every other app's deliveries.
-    let answer = server
-        .admin(Method::POST, "/admin/v1/events:batch", Some(batch(&slow_tenant.account_id, 1000)))
-        .await
-        .ok();
+    let answer = server.publish_usage(&slow_tenant.account_id, (0..1000).map(|i| i.to_string())).await;
     assert_eq!(answer["deliveries"], 1000);
     slow.wait_for_pushes(16, Duration::from_secs(3)).await;
     let started = Instant::now();
-    let answer = server
-        .admin(Method::POST, "/admin/v1/events:batch", Some(batch(&fast_tenant.account_id, 40)))
-        .await
-        .ok();
+    let answer = server.publish_usage(&fast_tenant.account_id, (0..40).map(|i| i.to_string())).await;
     assert_eq!(answer["deliveries"], 40);
     // Every fast delivery lands before the slow receiver has answered even once.
     fast.wait_for_pushes(40, Duration::from_secs(3)).await;
@@ -347,13 +335,8 @@ async fn an_operator_rate_cap_paces_an_app_and_nothing_fails() {
     assert_eq!(set["max_per_second"], 10);
     assert_eq!(server.admin(Method::GET, &limits, None).await.ok()["max_per_second"], 10);
 
-    let batch = |n: usize| {
-        let events: Vec<Value> = (0..n)
-            .map(|i| json!({"event_type": "benefit.usage", "coze_account_id": t.account_id, "event": {"id": i.to_string()}}))
-            .collect();
-        json!({ "events": events })
-    };
-    server.admin(Method::POST, "/admin/v1/events:batch", Some(batch(25))).await.ok();
+    let ids = || (0..25).map(|i| i.to_string());
+    server.publish_usage(&t.account_id, ids()).await;
     let paced = receiver.wait_for_pushes(25, Duration::from_secs(10)).await;
     let span = paced.last().unwrap().at - paced[0].at;
     assert!(span >= Duration::from_millis(2200), "25 pushes at 10/s arrived within {span:?}");
@@ -362,7 +345,7 @@ async fn an_operator_rate_cap_paces_an_app_and_nothing_fails() {
     assert_eq!(statuses.len(), 25, "paced deliveries wait, they do not fail");
 
     server.admin(Method::PUT, &limits, Some(json!({"max_per_second": null}))).await.ok();
-    server.admin(Method::POST, "/admin/v1/events:batch", Some(batch(25))).await.ok();
+    server.publish_usage(&t.account_id, ids()).await;
     let all = receiver.wait_for_pushes(50, Duration::from_secs(5)).await;
     let span = all.last().unwrap().at - all[25].at;
     assert!(span < Duration::from_millis(1000), "without a cap 25 pushes took {span:?}");

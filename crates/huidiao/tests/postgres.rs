@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use common::receiver::{Behaviour, Receiver};
 use common::{Options, Server, Storage};
 use reqwest::Method;
-use serde_json::{json, Value};
+use serde_json::json;
 
 /// Nodes with small limits, so that the run is long enough to kill a node in the middle.
 fn node_options() -> Options {
@@ -53,13 +53,9 @@ async fn three_nodes_share_the_work_and_survive_losing_one() {
     // Publish round-robin over the three nodes, in batches of 100; each event goes to 3 apps.
     let publishers = [&a, &b, &c];
     for batch in 0..EVENTS / 100 {
-        let events: Vec<Value> = (0..100)
-            .map(|i| json!({"event_type": "benefit.usage", "coze_account_id": t.account_id, "event": {"id": format!("{batch}-{i}")}}))
-            .collect();
-        let answer = publishers[batch % 3]
-            .admin(Method::POST, "/admin/v1/events:batch", Some(json!({"events": events})))
-            .await;
-        assert_eq!(answer.ok()["deliveries"], 300);
+        let ids = (0..100).map(|i| format!("{batch}-{i}"));
+        let answer = publishers[batch % 3].publish_usage(&t.account_id, ids).await;
+        assert_eq!(answer["deliveries"], 300);
     }
     receivers[0].wait_for_pushes(200, Duration::from_secs(30)).await;
     let pushes_before_kill: usize = receivers.iter().map(|r| r.pushes().len()).sum();
@@ -133,10 +129,7 @@ async fn a_rate_cap_holds_over_all_nodes() {
     assert_eq!(a.admin(Method::GET, &limits, None).await.ok()["max_per_second"], 10);
     // Batches land on both nodes, some while the other node is still delivering.
     for (round, node) in [&a, &b, &a, &b].into_iter().enumerate() {
-        let events: Vec<Value> = (0..8)
-            .map(|i| json!({"event_type": "benefit.usage", "coze_account_id": t.account_id, "event": {"id": format!("{round}-{i}")}}))
-            .collect();
-        node.admin(Method::POST, "/admin/v1/events:batch", Some(json!({"events": events}))).await.ok();
+        node.publish_usage(&t.account_id, (0..8).map(|i| format!("{round}-{i}"))).await;
         tokio::time::sleep(Duration::from_millis(600)).await;
     }
     let pushes = receiver.wait_for_pushes(32, Duration::from_secs(15)).await;

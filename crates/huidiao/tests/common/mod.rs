@@ -394,6 +394,16 @@ impl Server {
         self.admin(Method::POST, "/admin/v1/events", Some(event)).await.ok()
     }
 
+    /// Publishes one `benefit.usage` event of the account per id, in one batch, and answers
+    /// `data`.
+    pub async fn publish_usage(&self, account_id: &str, ids: impl IntoIterator<Item = String>) -> Value {
+        let events: Vec<Value> = ids
+            .into_iter()
+            .map(|id| json!({"event_type": "benefit.usage", "coze_account_id": account_id, "event": {"id": id}}))
+            .collect();
+        self.admin(Method::POST, "/admin/v1/events:batch", Some(json!({ "events": events }))).await.ok()
+    }
+
     /// The app's delivery log (first page, newest first).
     pub async fn deliveries(&self, token: &str, app: &Value, query: &str) -> Vec<Value> {
         let path = format!("/v1/api_apps/{}/deliveries?{query}", app["id"].as_str().unwrap());
