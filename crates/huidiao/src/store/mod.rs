@@ -12,6 +12,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+use self::rows::CANDIDATE_COLUMNS;
 use crate::dispatch::Wake;
 use crate::domain::apps::AppType;
 use crate::domain::delivery::{Audit, DeliveryStatus};
@@ -325,6 +326,24 @@ fn lease_due_sql(dialect: Dialect) -> String {
                       ORDER BY next_attempt_at LIMIT $4)
            AND status = 'pending' AND next_attempt_at <= $2
          RETURNING id"
+    )
+}
+
+/// The apps subscribed to an event's type ($1) among the owning account's ($2) normal apps and
+/// the connector apps the event names ($3: JSON text on SQLite, an array on PostgreSQL);
+/// [`crate::domain::events::receives`] then picks who gets it.
+fn candidates_sql(dialect: Dialect) -> String {
+    let named = match dialect {
+        Dialect::Sqlite => "IN (SELECT value FROM json_each($3))",
+        Dialect::Postgres => "= ANY($3)",
+    };
+    let subscribed = format!(
+        "SELECT {CANDIDATE_COLUMNS} FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = $1"
+    );
+    format!(
+        "{subscribed} WHERE a.account_id = $2 AND a.app_type = 'normal' AND a.deleted_at IS NULL
+         UNION ALL
+         {subscribed} WHERE a.connector_id {named} AND a.deleted_at IS NULL"
     )
 }
 

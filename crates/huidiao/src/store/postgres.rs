@@ -21,13 +21,14 @@ use tokio_util::sync::CancellationToken;
 
 use super::rows::{
     self, headers_to_json, permissions_to_text, RoutingKey, ACCOUNT_COLUMNS, APP_COLUMNS, ATTEMPT_COLUMNS,
-    CANDIDATE_COLUMNS, CONNECTOR_COLUMNS, DELIVERY_COLUMNS, DELIVERY_WITH_BODY, LEASED_COLUMNS, LEASED_FROM,
+    CONNECTOR_COLUMNS, DELIVERY_COLUMNS, DELIVERY_WITH_BODY, LEASED_COLUMNS, LEASED_FROM,
     SUBSCRIPTION_COLUMNS, TOKEN_GRANT_SELECT, USER_COLUMNS,
 };
 use super::{
-    connector_taken, lease_due_sql, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector,
-    Delivery, DeliveryFilter, Dialect, LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult,
-    Subscription, TokenGrant, TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL, SET_MAX_PER_SECOND_SQL,
+    candidates_sql, connector_taken, lease_due_sql, scope_filter, Account, App, AppUpdate, Attempt,
+    AttemptResult, Connector, Delivery, DeliveryFilter, Dialect, LeaseRequest, LeasedDelivery, Store,
+    StoreError, StoreResult, Subscription, TokenGrant, TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL,
+    SET_MAX_PER_SECOND_SQL,
 };
 use crate::dispatch::Wake;
 use crate::domain::apps::AppType;
@@ -228,20 +229,11 @@ async fn tx_all<T>(
 }
 
 /// Routes one event and stores it with its deliveries, inside the caller's transaction.
-/// The apps subscribed to an event's type among the owning account's normal apps and the
-/// connector apps the event names; [`receives`] then picks who gets it.
+/// The event's candidate apps ([`candidates_sql`]).
 async fn candidates(tx: &Transaction<'_>, event: &NewEvent) -> StoreResult<Vec<Candidate>> {
     tx_all(
         tx,
-        &format!(
-            "SELECT {CANDIDATE_COLUMNS}
-             FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = $1
-             WHERE a.account_id = $2 AND a.app_type = 'normal' AND a.deleted_at IS NULL
-             UNION ALL
-             SELECT {CANDIDATE_COLUMNS}
-             FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = $1
-             WHERE a.connector_id = ANY($3) AND a.deleted_at IS NULL"
-        ),
+        &candidates_sql(Dialect::Postgres),
         &[&event.event_type.as_str(), &event.account_id, &event.connector_ids],
         rows::candidate,
     )

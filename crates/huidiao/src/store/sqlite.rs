@@ -13,13 +13,14 @@ use rusqlite::{params, Connection, Row};
 
 use super::rows::{
     self, headers_to_json, permissions_to_text, RoutingKey, ACCOUNT_COLUMNS, APP_COLUMNS, ATTEMPT_COLUMNS,
-    CANDIDATE_COLUMNS, CONNECTOR_COLUMNS, DELIVERY_COLUMNS, DELIVERY_WITH_BODY, LEASED_COLUMNS, LEASED_FROM,
+    CONNECTOR_COLUMNS, DELIVERY_COLUMNS, DELIVERY_WITH_BODY, LEASED_COLUMNS, LEASED_FROM,
     SUBSCRIPTION_COLUMNS, TOKEN_GRANT_SELECT, USER_COLUMNS,
 };
 use super::{
-    connector_taken, lease_due_sql, scope_filter, Account, App, AppUpdate, Attempt, AttemptResult, Connector,
-    Delivery, DeliveryFilter, Dialect, LeaseRequest, LeasedDelivery, Store, StoreError, StoreResult,
-    Subscription, TokenGrant, TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL, SET_MAX_PER_SECOND_SQL,
+    candidates_sql, connector_taken, lease_due_sql, scope_filter, Account, App, AppUpdate, Attempt,
+    AttemptResult, Connector, Delivery, DeliveryFilter, Dialect, LeaseRequest, LeasedDelivery, Store,
+    StoreError, StoreResult, Subscription, TokenGrant, TokenRecord, User, RECORD_ATTEMPT_SQL, RESEND_SQL,
+    SET_MAX_PER_SECOND_SQL,
 };
 use crate::domain::apps::AppType;
 use crate::domain::delivery::DeliveryStatus;
@@ -254,20 +255,11 @@ fn json_ids(ids: &[i64]) -> String {
     serde_json::to_string(ids).expect("integers serialise")
 }
 
-/// The apps subscribed to an event's type among the owning account's normal apps and the
-/// connector apps the event names; [`receives`] then picks who gets it.
+/// The event's candidate apps ([`candidates_sql`]).
 fn candidates(tx: &rusqlite::Transaction<'_>, event: &NewEvent) -> StoreResult<Vec<Candidate>> {
     all(
         tx,
-        &format!(
-            "SELECT {CANDIDATE_COLUMNS}
-             FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = ?1
-             WHERE a.account_id = ?2 AND a.app_type = 'normal' AND a.deleted_at IS NULL
-             UNION ALL
-             SELECT {CANDIDATE_COLUMNS}
-             FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = ?1
-             WHERE a.connector_id IN (SELECT value FROM json_each(?3)) AND a.deleted_at IS NULL"
-        ),
+        &numbered(&candidates_sql(Dialect::Sqlite)),
         params![event.event_type.as_str(), event.account_id, json_ids(&event.connector_ids)],
         |r| rows::candidate(r),
     )
