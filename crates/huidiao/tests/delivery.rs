@@ -341,6 +341,7 @@ async fn an_operator_rate_cap_paces_an_app_and_nothing_fails() {
     let span = paced.last().unwrap().at - paced[0].at;
     assert!(span >= Duration::from_millis(2200), "25 pushes at 10/s arrived within {span:?}");
     assert!(busiest_second(&paced) <= 11, "{} pushes in one second at 10/s", busiest_second(&paced));
+    server.wait_until_settled(&t.token, &app, Duration::from_secs(5)).await;
     let statuses = server.deliveries(&t.token, &app, "status=succeeded&page_size=50").await;
     assert_eq!(statuses.len(), 25, "paced deliveries wait, they do not fail");
 

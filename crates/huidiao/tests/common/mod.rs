@@ -416,6 +416,20 @@ impl Server {
         self.call(Method::GET, &path, Some(token), None).await.ok()
     }
 
+    /// Waits until none of the app's deliveries is pending: results are recorded shortly after
+    /// the receiver has them.
+    pub async fn wait_until_settled(&self, token: &str, app: &Value, limit: Duration) {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let pending = self.deliveries(token, app, "status=pending").await;
+            if pending.is_empty() {
+                return;
+            }
+            assert!(std::time::Instant::now() < deadline, "still pending after {limit:?}: {pending:?}");
+            tokio::time::sleep(Duration::from_millis(25)).await;
+        }
+    }
+
     /// Waits until the app's newest delivery has `status`, and answers it.
     pub async fn wait_for_status(&self, token: &str, app: &Value, status: &str, limit: Duration) -> Value {
         let deadline = std::time::Instant::now() + limit;
