@@ -8,6 +8,7 @@ import signal
 import subprocess
 import threading
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -27,20 +28,16 @@ class Server:
     log: Path
 
 
-@pytest.fixture(scope="session")
-def server(tmp_path_factory):
-    data_dir = tmp_path_factory.mktemp("huidiao-data")
-    log = data_dir.parent / "huidiao.log"
+@contextmanager
+def running_server(data_dir: Path, args: tuple = (), env: dict = None):
+    """Runs `huidiao serve` on data_dir with extra args and environment until the block ends,
+    then stops it with SIGTERM and checks that it exited cleanly."""
+    log = data_dir.parent / f"{data_dir.name}.log"
     admin_token = secrets.token_urlsafe(24)
-    env = {**os.environ, "HUIDIAO_ADMIN_TOKEN": admin_token, "HUIDIAO_LOG": "info"}
+    env = {**os.environ, **(env or {}), "HUIDIAO_ADMIN_TOKEN": admin_token, "HUIDIAO_LOG": "info"}
+    command = [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--allow-private-callback-urls"]
     with open(log, "wb") as stderr:
-        proc = subprocess.Popen(
-            [BINARY, "serve", "--listen", "127.0.0.1:0", "--data-dir", str(data_dir), "--allow-private-callback-urls"],
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-            stderr=stderr,
-        )
+        proc = subprocess.Popen([*command, *args], env=env, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=stderr)
     port = None
     deadline = time.monotonic() + 30
     while port is None:
@@ -58,6 +55,12 @@ def server(tmp_path_factory):
     assert proc.wait(timeout=15) == 0, log.read_text(errors="replace")
 
 
+@pytest.fixture(scope="session")
+def server(tmp_path_factory):
+    with running_server(tmp_path_factory.mktemp("huidiao-data")) as running:
+        yield running
+
+
 class Admin:
     """The operator API over plain HTTP."""
 
@@ -65,7 +68,14 @@ class Admin:
         self.http = httpx.Client(base_url=server.base_url, headers={"Authorization": f"Bearer {server.admin_token}"})
 
     def post(self, path: str, body: dict) -> dict:
-        answer = self.http.post(path, json=body)
+        return self.call("POST", path, json=body)
+
+    def get(self, path: str) -> dict:
+        return self.call("GET", path)
+
+    def call(self, method: str, path: str, **kwargs) -> dict:
+        answer = self.http.request(method, path, **kwargs)
+        body = kwargs.get("json")
         envelope = answer.json()
         assert envelope["code"] == 0, (path, body, answer.status_code, envelope)
         assert envelope["detail"]["logid"] == answer.headers["X-Tt-Logid"]
@@ -74,8 +84,9 @@ class Admin:
     def account(self, name: str, edition: str = "personal") -> dict:
         return self.post("/admin/v1/accounts", {"name": name, "edition": edition})
 
-    def user(self, account_id: str, name: str, role: str = "member") -> dict:
-        return self.post(f"/admin/v1/accounts/{account_id}/users", {"name": name, "role": role})
+    def user(self, account_id: str, name: str, role: str = "member", plugin_developer: bool = False) -> dict:
+        body = {"name": name, "role": role, "plugin_developer": plugin_developer}
+        return self.post(f"/admin/v1/accounts/{account_id}/users", body)
 
     def token(self, user_id: str, permissions: list = None) -> str:
         body = {} if permissions is None else {"permissions": permissions}
@@ -113,9 +124,9 @@ class Tenant:
 
 @pytest.fixture
 def new_tenant(server, admin):
-    def make(edition: str = "personal", role: str = "member") -> Tenant:
+    def make(edition: str = "personal", role: str = "member", plugin_developer: bool = False) -> Tenant:
         account = admin.account(f"acct-{secrets.token_hex(4)}", edition)
-        user = admin.user(account["id"], f"user-{secrets.token_hex(4)}", role)
+        user = admin.user(account["id"], f"user-{secrets.token_hex(4)}", role, plugin_developer)
         token = admin.token(user["id"])
         return Tenant(account, user, token, Coze(auth=TokenAuth(token), base_url=server.base_url))
 
@@ -124,7 +135,8 @@ def new_tenant(server, admin):
 
 @pytest.fixture
 def tenant(new_tenant) -> Tenant:
-    return new_tenant()
+    """A team admin marked plugin developer: eligible for every event type (spec §6)."""
+    return new_tenant("team", "admin", plugin_developer=True)
 
 
 def wait_for(condition, timeout: float = 10.0, what: str = "condition", interval: float = 0.05):
@@ -198,13 +210,14 @@ class Received:
 
 
 AUDIT_ANSWER = {"audit": {"audit_status": 2, "reason": "approved by the test receiver"}, "share_link": "https://example.com/share/test"}
+IN_REVIEW_ANSWER = {"audit": {"audit_status": 1, "reason": "人工审核中"}, "share_link": "https://example.com/share/pending"}
 
 
 @dataclass
 class Receiver:
     """A callback URL on 127.0.0.1. Paths starting with /wrong-challenge answer a wrong
     challenge, /status-500 answers HTTP 500, /audit answers events (not challenges) with
-    AUDIT_ANSWER, any other path answers correctly."""
+    AUDIT_ANSWER and /in-review with IN_REVIEW_ANSWER, any other path answers correctly."""
 
     base_url: str
     received: list
@@ -240,6 +253,8 @@ def receiver():
                     answer["challenge"] += "-wrong"
             elif self.path.startswith("/audit"):
                 answer = AUDIT_ANSWER
+            elif self.path.startswith("/in-review"):
+                answer = IN_REVIEW_ANSWER
             self.answer(200, answer)
 
         def answer(self, status: int, body: dict):

@@ -2,8 +2,9 @@
 """A complete receiver for Coze-compatible callback pushes (huidiao or api.coze.cn), standard library only.
 
 It verifies the Coze signature (X-Coze-Signature = hex SHA-1 of timestamp + nonce + verify_token + raw
-body), rejects pushes whose X-Coze-Timestamp is more than 5 minutes from its clock, also checks the
-Standard Webhooks signature when those headers are present (huidiao sends them, Coze does not),
+body), rejects pushes whose X-Coze-Timestamp is older than the retry horizon (72 hours) or more than
+5 minutes ahead of its clock, also checks the Standard Webhooks signature when those headers are present
+(huidiao sends them, Coze does not) with a 5-minute window on webhook-timestamp,
 answers the url_verification challenge, deduplicates on header.event_id and answers 2xx at once,
 leaving the real work to a background worker.
 
@@ -27,7 +28,11 @@ import time
 from collections import OrderedDict
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
-FRESHNESS_WINDOW_MS = 5 * 60 * 1000  # reject pushes signed more than 5 minutes from our clock
+# Coze documents X-Coze-Timestamp as when the event was triggered, which stays the same on every retry;
+# huidiao sends each attempt's own time. A window that is safe for both must let through a genuine retry
+# of a two-day-old event: replays inside it are caught by deduplication on event_id (SeenEvents).
+MAX_AGE_MS = 72 * 3600 * 1000  # the default retry schedule spans ~46 hours
+MAX_SKEW_MS = 5 * 60 * 1000  # clocks differ; nothing is signed in the future beyond this
 MAX_BODY_BYTES = 1024 * 1024  # pushes are small; refuse anything unreasonable
 REMEMBERED_EVENT_IDS = 100_000  # retries of one event can come for ~2 days; size this (or use a database)
 
@@ -48,7 +53,7 @@ def check_coze_signature(headers, verify_token: str, body: bytes, now_ms: int):
         sent_ms = int(timestamp)
     except ValueError:
         return "X-Coze-Timestamp is not milliseconds since the epoch"
-    if abs(now_ms - sent_ms) > FRESHNESS_WINDOW_MS:
+    if not -MAX_SKEW_MS <= now_ms - sent_ms <= MAX_AGE_MS:
         return "X-Coze-Timestamp is outside the freshness window"
     expected = coze_signature(timestamp, nonce, verify_token, body)
     if not hmac.compare_digest(expected.encode(), signature.strip().lower().encode()):
@@ -70,7 +75,7 @@ def check_standard_webhooks(headers, verify_token: str, body: bytes, now_ms: int
         sent_s = int(timestamp)
     except ValueError:
         return "webhook-timestamp is not seconds since the epoch"
-    if abs(now_ms - sent_s * 1000) > FRESHNESS_WINDOW_MS:
+    if abs(now_ms - sent_s * 1000) > MAX_SKEW_MS:  # huidiao signs it afresh on every attempt
         return "webhook-timestamp is outside the freshness window"
     signed = msg_id.encode() + b"." + timestamp.encode() + b"." + body
     expected = base64.b64encode(hmac.new(verify_token.encode(), signed, hashlib.sha256).digest()).decode()
@@ -83,8 +88,8 @@ def check_standard_webhooks(headers, verify_token: str, body: bytes, now_ms: int
 
 class SeenEvents:
     """The event_ids already accepted, oldest forgotten first. In production keep them in your
-    database (for at least 48 hours, the length of the retry schedule) and record the id in the same
-    transaction as the work the event causes."""
+    database (for at least MAX_AGE_MS, as long as a push may be accepted) and record the id in the
+    same transaction as the work the event causes."""
 
     def __init__(self, capacity: int = REMEMBERED_EVENT_IDS):
         self.capacity = capacity
@@ -105,8 +110,8 @@ class SeenEvents:
 
 def answer_for(document: dict) -> dict:
     """The JSON answered with HTTP 200. Only bot.published to a connector (channel) app carries
-    something: the channel's review (audit_status 1 = in review, 2 = approved, 3 = rejected),
-    which must be answered within 10 s. Every other push only needs a 2xx within 3 s."""
+    something: the channel's review (audit_status 1 = in review, 2 = approved, 3 = rejected).
+    Every bot.published push must be answered within 10 s, every other push within 3 s."""
     header = document["header"]
     if header["event_type"] == "bot.published" and "connector_id" in header:
         return {"audit": {"audit_status": 1, "reason": "received, in review"}}

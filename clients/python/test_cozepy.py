@@ -4,6 +4,7 @@ import asyncio
 import hashlib
 import re
 
+import httpx
 import pytest
 from cozepy import APIApp, AppType, AsyncCoze, AsyncTokenAuth, Coze, CozeAPIError, TokenAuth
 
@@ -161,6 +162,19 @@ def test_events_unknown_type_changes_nothing(tenant):
     assert subscribed(tenant.coze, app.id) == {"bot.published"}
 
 
+def test_eligibility_refusals_are_4101_and_change_nothing(new_tenant):
+    for edition, role in [("personal", "member"), ("enterprise", "admin")]:
+        t = new_tenant(edition, role)
+        app = create_app(t.coze)
+        for event_type in ["benefit.plugin.scale.requested", "benefit.plugin.scale.expired"]:
+            expect_error(4101, t.coze.api_apps.events.create, api_app_id=app.id, event_types=["bot.published", event_type])
+        if edition == "personal":
+            expect_error(4101, t.coze.api_apps.events.create, api_app_id=app.id, event_types=["benefit.usage"])
+        else:
+            t.coze.api_apps.events.create(api_app_id=app.id, event_types=["benefit.usage"])
+        assert subscribed(t.coze, app.id) == (set() if edition == "personal" else {"benefit.usage"})
+
+
 def test_plugin_scale_events_are_for_normal_apps_only(admin, tenant):
     connector = admin.connector(tenant.user["id"], "scale channel")
     app = tenant.coze.api_apps.create(app_type=AppType.CONNECTOR, connector_id=connector["id"])
@@ -253,3 +267,18 @@ def test_async_client(server, tenant, receiver):
         assert [a.id async for a in await coze.api_apps.list()] == [a.id for a in apps[:0:-1]]
 
     asyncio.run(flow())
+
+
+def test_a_paused_app_still_parses(server, admin, tenant):
+    """`paused` / `paused_reason` are huidiao extensions of ApiApp: cozepy ignores them."""
+    app = create_app(tenant.coze, "paused")
+    admin.post(f"/admin/v1/api_apps/{app.id}/pause", {"reason": "the receiver moved"})
+    listed = find_app(tenant.coze, app.id)
+    assert (listed.id, listed.name, listed.verify_token) == (app.id, "paused", app.verify_token)
+    items = httpx.get(f"{server.base_url}/v1/api_apps", headers={"Authorization": f"Bearer {tenant.token}"}).json()
+    raw = [a for a in items["data"]["items"] if a["id"] == app.id][0]
+    assert (raw["paused"], raw["paused_reason"]) == (True, "the receiver moved")
+    assert_logid(tenant.coze.api_apps.update(app_id=app.id, name="still paused"))
+    assert find_app(tenant.coze, app.id).name == "still paused"
+    admin.post(f"/admin/v1/api_apps/{app.id}/resume", {})
+    assert find_app(tenant.coze, app.id).id == app.id

@@ -149,10 +149,26 @@ def test_example_refuses_bad_pushes(example_app, example):
     assert_empty(example.inbox)
 
     # Coze itself sends no webhook-* headers: the Coze signature alone is enough.
-    coze_only = {k: v for k, v in signed_headers(token, body, event_id).items() if not k.startswith("webhook-")}
-    assert post(body, coze_only).status_code == 200
+    def coze_only(event_id: str, now_ms: int = None) -> dict:
+        headers = signed_headers(token, body_of(event_id), event_id, now_ms=now_ms)
+        return {k: v for k, v in headers.items() if not k.startswith("webhook-")}
+
+    def body_of(event_id: str) -> bytes:
+        return json.dumps({**document, "header": {**document["header"], "event_id": event_id}}, separators=(",", ":")).encode()
+
+    assert post(body, coze_only(event_id)).status_code == 200
     assert example.inbox.get(timeout=1) == document
     assert post(body, signed_headers(token, body, event_id)).status_code == 200  # same event_id again
+    assert_empty(example.inbox)
+
+    # Coze's X-Coze-Timestamp is when the event was triggered, the same on every retry: a genuine
+    # retry a day later passes; one older than the retry horizon, or from the future, does not.
+    day_old = f"{secrets.token_hex(8)}-{example_app.id}"
+    assert post(body_of(day_old), coze_only(day_old, now_ms - 24 * 3600 * 1000)).status_code == 200
+    assert example.inbox.get(timeout=1)["header"]["event_id"] == day_old
+    for skew in [-73 * 3600 * 1000, 6 * 60 * 1000]:
+        late = f"{secrets.token_hex(8)}-{example_app.id}"
+        assert post(body_of(late), coze_only(late, now_ms + skew)).status_code == 401, skew
     assert_empty(example.inbox)
 
     # A signed challenge is answered; a signed body that is not a push is 400.

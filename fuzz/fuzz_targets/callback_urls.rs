@@ -6,7 +6,7 @@
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
-use huidiao::domain::callback_url::{is_public, validate_callback_url};
+use huidiao::domain::callback_url::{is_public, validate_callback_url, MAX_URL_LEN};
 use huidiao::error::ErrorCode;
 use libfuzzer_sys::arbitrary::{self, Arbitrary};
 use libfuzzer_sys::fuzz_target;
@@ -23,6 +23,8 @@ fn check_url(raw: &str) {
     let lenient = validate_callback_url(raw, true);
     match validate_callback_url(raw, false) {
         Ok(url) => {
+            assert!(!raw.chars().any(|c| c.is_control() || c.is_whitespace() || c == '\\'), "{raw:?}");
+            assert!(url.as_str().len() <= MAX_URL_LEN, "the normalised URL is bounded too");
             assert!(matches!(url.scheme(), "http" | "https"));
             assert!(url.username().is_empty() && url.password().is_none() && url.fragment().is_none());
             match url.host().expect("a host") {
@@ -66,6 +68,7 @@ fn check_v4(v4: Ipv4Addr) {
         v4.to_ipv6_compatible(),
         Ipv6Addr::from([0, 0x64, 0xff, 0x9b, 0, 0, 0, 0, 0, 0, 0, 0, a, b, c, d]),
         Ipv6Addr::from([0x20, 0x02, a, b, c, d, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1]),
+        Ipv6Addr::from([0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, a, b, c, d]),
     ];
     for v6 in embedding {
         assert_eq!(is_public(IpAddr::V6(v6)), public, "{v6} embeds {v4}");
@@ -76,6 +79,8 @@ fn check_v6(v6: Ipv6Addr) {
     if is_public(IpAddr::V6(v6)) {
         assert!(
             !(v6.is_unspecified()
+                || v6.segments()[..3] == [0x64, 0xff9b, 1]
+                || (v6.segments()[0] & 0xfff0) == 0x3ff0
                 || v6.is_loopback()
                 || v6.is_multicast()
                 || v6.is_unique_local()

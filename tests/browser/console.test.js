@@ -217,6 +217,7 @@ describe('web console', { timeout: 240_000 }, () => {
       assert.ok((await page.locator('svg.chart rect.bar.status-succeeded').count()) >= 1);
       assert.ok((await page.locator('svg.chart rect.bar.status-failed').count()) >= 1);
       assert.match(await page.locator('.chart-summary').textContent(), /6 succeeded · 1 failed/);
+      assert.match(await page.locator('.chart-stats').textContent(), /9 attempts, 3 failed; latency p50 \d+ ms, p99 \d+ ms/);
     });
 
     // The newest delivery: bot.published "Weather".
@@ -308,6 +309,12 @@ describe('web console', { timeout: 240_000 }, () => {
     await zhPage.screenshot({ path: path.join(SCREENSHOTS, 'app-zh.png'), fullPage: true });
     await zh.context.close();
     assert.deepEqual(zh.problems, []);
+  });
+
+  it('shows a route that is not valid percent-encoding as not found', async () => {
+    // decodeURIComponent throws on it; the console once let that escape as an uncaught URIError.
+    await page.goto(`${server.base}/console#/apps/%E0%A4%A/deliveries`);
+    await page.getByRole('heading', { name: 'Page not found', level: 1 }).waitFor();
   });
 
   it('deletes an app only after confirmation', async () => {

@@ -97,18 +97,25 @@ export async function startServer(extraArgs = []) {
   return server;
 }
 
-/** A personal account with one user and a PAT carrying all six permissions. */
+/**
+ * A team account with one admin, marked plugin developer so that every event type may be
+ * subscribed (benefit.usage needs a paid edition), and a PAT carrying all six permissions.
+ */
 export async function makeTenant(server, name) {
-  const account = await server.ok('POST', '/admin/v1/accounts', { body: { name, edition: 'personal' } });
-  const user = await server.ok('POST', `/admin/v1/accounts/${account.id}/users`, { body: { name: `${name} dev` } });
+  const account = await server.ok('POST', '/admin/v1/accounts', { body: { name, edition: 'team' } });
+  const body = { name: `${name} dev`, role: 'admin', plugin_developer: true };
+  const user = await server.ok('POST', `/admin/v1/accounts/${account.id}/users`, { body });
   const { token } = await server.ok('POST', `/admin/v1/users/${user.id}/tokens`, { body: {} });
   return { accountId: account.id, userId: user.id, token };
 }
 
+/** A channel's answer to bot.published that it cannot decide yet (coze-callbacks.md §6). */
+export const IN_REVIEW = { audit: { audit_status: 1, reason: '人工审核中' }, share_link: 'https://example.com/share/bot' };
+
 /**
  * A callback receiver: echoes url_verification challenges (except on /wrong-challenge, which
- * answers a wrong one) and answers 200 {} to events, or 500 to events whose `event.fail` is
- * true. Every request is recorded with its raw body and headers.
+ * answers a wrong one) and answers 200 {} to events (IN_REVIEW on /in-review), or 500 to events
+ * whose `event.fail` is true. Every request is recorded with its raw body and headers.
  */
 export async function startReceiver() {
   const requests = [];
@@ -134,6 +141,7 @@ export async function startReceiver() {
         return reply(200, { challenge });
       }
       if (parsed.event?.fail) return reply(500, { error: 'receiver refused this event on purpose' });
+      if (req.url === '/in-review') return reply(200, IN_REVIEW);
       return reply(200, {});
     });
   });
@@ -144,7 +152,12 @@ export async function startReceiver() {
     requests,
     /** Pushed events (not verification challenges). */
     events: () => requests.filter((r) => r.json?.header?.event_type !== 'url_verification'),
-    close: () => new Promise((resolve) => server.close(resolve)),
+    /** Stops at once: idle keep-alive connections are closed rather than waited out. */
+    close: () =>
+      new Promise((resolve) => {
+        server.close(resolve);
+        server.closeAllConnections();
+      }),
   };
 }
 

@@ -69,7 +69,8 @@ impl Api {
         data["id"].as_str().map(str::to_owned).ok_or_else(|| format!("{path}: no id in {data}").into())
     }
 
-    /// An account, its user, and a PAT with every permission.
+    /// A team account (`benefit.usage` needs a paid edition), its admin, and a PAT with every
+    /// permission.
     pub async fn tenant(&self, name: &str) -> Result<Tenant, Error> {
         let admin = &self.admin_token;
         let account = self
@@ -77,12 +78,14 @@ impl Api {
                 reqwest::Method::POST,
                 "/admin/v1/accounts",
                 admin,
-                Some(&json!({"name": name, "edition": "personal"})),
+                Some(&json!({"name": name, "edition": "team"})),
             )
             .await?;
         let account_id = Self::id(&account, "accounts")?;
         let path = format!("/admin/v1/accounts/{account_id}/users");
-        let user = self.call(reqwest::Method::POST, &path, admin, Some(&json!({"name": name}))).await?;
+        let user = self
+            .call(reqwest::Method::POST, &path, admin, Some(&json!({"name": name, "role": "admin"})))
+            .await?;
         let user_id = Self::id(&user, "users")?;
         let path = format!("/admin/v1/users/{user_id}/tokens");
         let token = self.call(reqwest::Method::POST, &path, admin, Some(&json!({}))).await?;

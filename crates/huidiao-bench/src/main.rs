@@ -55,6 +55,10 @@ enum Scenario {
         /// Apps the events are spread over, one account each.
         #[arg(long, default_value_t = 1)]
         apps: usize,
+        /// Give every event its own `idempotency_key`, to compare publishing with keys and
+        /// without.
+        #[arg(long)]
+        idempotency_keys: bool,
     },
     /// A steady 1,000 events/s for 30 s; publish-to-receipt latency.
     Latency,
@@ -107,7 +111,9 @@ fn main() -> std::process::ExitCode {
         let server = driver::Options::new(cli.huidiao, cli.backend, cli.postgres_url, cli.nodes)?;
         let ctx = scenarios::Context { server, quick: cli.quick };
         match cli.scenario {
-            Scenario::Throughput { apps } => scenarios::throughput::run(&ctx, apps).await,
+            Scenario::Throughput { apps, idempotency_keys } => {
+                scenarios::throughput::run(&ctx, apps, idempotency_keys).await
+            }
             Scenario::Latency => scenarios::latency::run(&ctx).await,
             Scenario::Fanout => scenarios::fanout::run(&ctx).await,
             Scenario::Backlog => scenarios::backlog::run(&ctx).await,

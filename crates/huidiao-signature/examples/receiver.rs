@@ -19,14 +19,16 @@ use axum::{Json, Router};
 use huidiao_signature::{verify_fresh, HEADER_NONCE, HEADER_SIGNATURE, HEADER_TIMESTAMP};
 use serde_json::{json, Value};
 
-/// Pushes signed further than this from our clock are refused as replays.
-const WINDOW_MS: i64 = 5 * 60 * 1000;
+/// Pushes signed further than this from our clock are refused as replays. Wide enough for a
+/// genuine retry whichever meaning `X-Coze-Timestamp` has (huidiao: this attempt's time; Coze:
+/// when the event was triggered, the same on every retry); replays inside it are duplicates.
+const WINDOW_MS: i64 = 72 * 3600 * 1000;
 
 #[derive(Clone)]
 struct Receiver {
     verify_token: Arc<str>,
     /// `event_id`s already handled. A real receiver keeps these in its database, for at least
-    /// as long as the sender retries (about two days with the default schedule).
+    /// [`WINDOW_MS`] (the sender retries for about two days with the default schedule).
     handled: Arc<Mutex<HashSet<String>>>,
 }
 
@@ -57,7 +59,8 @@ async fn callback(
     }
     let event_id = push["header"]["event_id"].as_str().unwrap_or_default().to_owned();
     if receiver.handled.lock().expect("lock").insert(event_id.clone()) {
-        // Handle the event here; answer within 3 s (queue slow work instead of doing it inline).
+        // Handle the event here; answer within 3 s, 10 s for bot.published (queue slow work
+        // instead of doing it inline). Ids in `event` may be numbers or strings: accept both.
         println!("{} {event_id}: {}", push["header"]["event_type"], push["event"]);
     }
     (StatusCode::OK, Json(json!({})))

@@ -103,7 +103,13 @@ pub fn standard_webhooks_secret(verify_token: &str) -> String {
 /// The `webhook-signature` header value: `v1,` + base64 HMAC-SHA256 over `id.timestamp.body`,
 /// keyed with the verify token's bytes (the secret's decoded form).
 pub fn standard_webhooks_sign(verify_token: &str, msg_id: &str, timestamp_s: i64, body: &[u8]) -> String {
-    format!("v1,{}", BASE64.encode(standard_webhooks_mac(verify_token, msg_id, timestamp_s, body)))
+    standard_webhooks_sign_with_key(verify_token.as_bytes(), msg_id, timestamp_s, body)
+}
+
+/// [`standard_webhooks_sign`] with the decoded bytes of any `whsec_` secret as the key, which
+/// need not be text (e.g. the operator's notification secret).
+pub fn standard_webhooks_sign_with_key(key: &[u8], msg_id: &str, timestamp_s: i64, body: &[u8]) -> String {
+    format!("v1,{}", BASE64.encode(standard_webhooks_mac(key, msg_id, timestamp_s, body)))
 }
 
 /// Checks a `webhook-signature` header, which may list several space-separated signatures.
@@ -114,7 +120,7 @@ pub fn standard_webhooks_verify(
     body: &[u8],
     header: &str,
 ) -> bool {
-    let expected = standard_webhooks_mac(verify_token, msg_id, timestamp_s, body);
+    let expected = standard_webhooks_mac(verify_token.as_bytes(), msg_id, timestamp_s, body);
     header.split(' ').any(|candidate| {
         let Some(encoded) = candidate.strip_prefix("v1,") else {
             return false;
@@ -126,8 +132,8 @@ pub fn standard_webhooks_verify(
     })
 }
 
-fn standard_webhooks_mac(verify_token: &str, msg_id: &str, timestamp_s: i64, body: &[u8]) -> Vec<u8> {
-    let mut mac = Hmac::<Sha256>::new_from_slice(verify_token.as_bytes()).expect("HMAC takes any key length");
+fn standard_webhooks_mac(key: &[u8], msg_id: &str, timestamp_s: i64, body: &[u8]) -> Vec<u8> {
+    let mut mac = Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes any key length");
     mac.update(msg_id.as_bytes());
     mac.update(b".");
     mac.update(timestamp_s.to_string().as_bytes());

@@ -89,6 +89,11 @@ export const api = {
   listDeliveries: (id, query) => call('GET', `${app(id)}/deliveries`, { query }),
   getDelivery: (id, deliveryId) => call('GET', `${app(id)}/deliveries/${encodeURIComponent(deliveryId)}`),
   resend: (id, deliveryId) => call('POST', `${app(id)}/deliveries/${encodeURIComponent(deliveryId)}/resend`),
+  pause: (id, reason) => call('POST', `${app(id)}/pause`, { body: reason ? { reason } : {} }),
+  resume: (id) => call('POST', `${app(id)}/resume`),
+  replay: (id, filter) => call('POST', `${app(id)}/deliveries/replay`, { body: filter }),
+  testEvent: (id, eventType) => call('POST', `${app(id)}/test_event`, { body: { event_type: eventType } }),
+  stats: (id, query) => call('GET', `${app(id)}/stats`, { query }),
 };
 
 /**

@@ -17,8 +17,18 @@ let pendingNotice = null;
 
 const VIEWS = { signIn: signInView, apps: appsView, app: appView, deliveries: deliveriesView, notFound: notFoundView };
 
+/** A route segment decoded, or null when it is not valid percent-encoding (`#/apps/%E0`). */
+function decodeSegment(segment) {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    return null;
+  }
+}
+
 function parseRoute() {
-  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeURIComponent);
+  const parts = location.hash.replace(/^#\/?/, '').split('/').filter(Boolean).map(decodeSegment);
+  if (parts.includes(null)) return { name: 'notFound' };
   if (parts.length === 0 || (parts[0] === 'apps' && parts.length === 1)) return { name: 'apps' };
   if (parts[0] === 'apps' && parts.length === 2) return { name: 'app', appId: parts[1] };
   if (parts[0] === 'apps' && parts[2] === 'deliveries' && parts.length <= 4) {

@@ -5,6 +5,7 @@ import { api, eachLimited, readPages } from './api.js';
 import { chartSvg, outcomeLabel, OUTCOMES, perMinute, totals } from './chart.js';
 import { copyText, formatDateTime, formatLatency, formatTime, h, replaceKeepingFocus } from './dom.js';
 import { EVENT_TYPES, statusLabel, t } from './i18n.js';
+import { auditLabel, reviewSection } from './review.js';
 import { appFrame, errorBox, statusBadge, successBox } from './views.js';
 
 const POLL_MS = 2000;
@@ -37,6 +38,7 @@ export function deliveriesView({ main, route }) {
   // ---- the page -------------------------------------------------------------------------------
   const chartHost = h('div', { class: 'chart-host' });
   const chartSummary = h('p', { class: 'chart-summary', id: 'chart-summary' });
+  const chartStats = h('p', { class: 'chart-stats' });
   const chartCard = h(
     'section',
     { class: 'card chart-card', 'aria-labelledby': 'chart-title' },
@@ -48,6 +50,7 @@ export function deliveriesView({ main, route }) {
       OUTCOMES.map((o) => h('li', {}, h('span', { class: `swatch status-${o}`, 'aria-hidden': 'true' }), outcomeLabel(o))),
     ),
     chartSummary,
+    chartStats,
   );
 
   const option = (value, label) => h('option', { value }, label);
@@ -189,11 +192,17 @@ export function deliveriesView({ main, route }) {
   async function refreshChart() {
     const now = Date.now();
     const since = now - HOUR;
-    const { items, complete } = await readPages((page) => api.listDeliveries(appId, page), {
-      maxPages: CHART_MAX_PAGES,
-      enough: (read) => read.at(-1).created_at < since,
-    });
+    // The attempts and latencies of the same hour come from the stats endpoint, counted whole.
+    const [{ items, complete }, stats] = await Promise.all([
+      readPages((page) => api.listDeliveries(appId, page), {
+        maxPages: CHART_MAX_PAGES,
+        enough: (read) => read.at(-1).created_at < since,
+      }),
+      api.stats(appId, { since, until: now + 1 }),
+    ]);
     if (!view.alive) return;
+    const { attempts, latency_ms: latency } = stats;
+    chartStats.textContent = t('chart.stats', { ...attempts, ...latency });
     const buckets = perMinute(items, now);
     const sum = totals(buckets);
     const truncated = !complete && items.at(-1).created_at >= since;
@@ -375,8 +384,9 @@ function detailBody(d) {
       d.next_attempt_at !== undefined && fact(t('detail.nextAttempt'), formatDateTime(d.next_attempt_at)),
       d.last_status_code !== undefined && fact(t('deliveries.col.lastStatus'), d.last_status_code),
       d.last_error !== undefined && fact(t('detail.lastError'), h('span', { class: 'error-text' }, d.last_error)),
-      d.audit && fact(t('detail.audit'), JSON.stringify(d.audit)),
+      d.audit && fact(t('detail.audit'), auditLabel(d.audit.audit_status), d.audit.reason ? ` — ${d.audit.reason}` : ''),
     ),
+    reviewSection(d.review),
     h('h3', {}, t('detail.attempts', { n: d.attempt_log.length })),
     d.attempt_log.length === 0
       ? h('p', { class: 'muted' }, d.status === 'skipped' ? t('detail.skipped') : t('detail.noAttempts'))

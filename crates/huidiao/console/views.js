@@ -2,7 +2,7 @@
 // { cleanup } so the router can stop what it started.
 
 import { api, ApiError, eachLimited, findApp, readPages } from './api.js';
-import { copyText, fill, h } from './dom.js';
+import { copyText, fill, formatDateTime, h } from './dom.js';
 import { EVENT_TYPES, eventDescription, statusLabel, t } from './i18n.js';
 
 // ---- shared pieces ----------------------------------------------------------------------------
@@ -323,7 +323,13 @@ function appCard(app) {
   const element = h(
     'li',
     { class: 'card app-card', 'data-app-id': app.id },
-    h('div', { class: 'card-head' }, h('h2', {}, h('a', { href }, app.name ?? app.id)), typeBadge(app.app_type)),
+    h(
+      'div',
+      { class: 'card-head' },
+      h('h2', {}, h('a', { href }, app.name ?? app.id)),
+      typeBadge(app.app_type),
+      app.paused && h('span', { class: 'badge badge-paused', title: app.paused_reason ?? '' }, t('pause.badge')),
+    ),
     h(
       'dl',
       { class: 'facts' },
@@ -410,6 +416,7 @@ export function appView({ main, route, notice, notify }) {
     fill(
       frame.body,
       noticeBox(notice),
+      pausingSection(app),
       nameSection(app, frame),
       urlSection(app),
       tokenSection(app),
@@ -429,6 +436,90 @@ export function appView({ main, route, notice, notify }) {
 
 function section(id, title, ...content) {
   return h('section', { class: 'card', 'aria-labelledby': id }, h('h2', { id }, title), ...content);
+}
+
+/** Whether the app's deliveries are paused and why, with the way back: resume, and replay what failed. */
+function pausingSection(app) {
+  const state = h('div', {});
+  const result = resultArea();
+  const reason = h('input', { id: 'pause-reason', type: 'text', maxlength: 1024, autocomplete: 'off' });
+  const pauseButton = h('button', { type: 'submit' }, t('pause.pause'));
+  const pauseForm = h(
+    'form',
+    { class: 'inline-form', novalidate: true, onsubmit: pause },
+    h('label', { for: 'pause-reason' }, t('pause.reason')),
+    h('div', { class: 'input-row' }, reason, pauseButton),
+  );
+  const resumeButton = h('button', { type: 'button', class: 'primary', onclick: resume }, t('pause.resume'));
+  const replayButton = h('button', { type: 'button', onclick: replay }, t('pause.replayFailed'));
+  const testType = h('select', { id: 'test-event-type' }, EVENT_TYPES.map((type) => h('option', { value: type }, type)));
+  const testButton = h('button', { type: 'button', onclick: sendTest }, t('pause.sendTest'));
+  const testForm = h(
+    'div',
+    { class: 'inline-form' },
+    h('label', { for: 'test-event-type' }, t('pause.testType')),
+    h('div', { class: 'input-row' }, testType, testButton),
+  );
+  const show = () => {
+    fill(
+      state,
+      app.paused
+        ? h(
+            'div',
+            { class: 'alert alert-warn paused' },
+            h('strong', {}, t('pause.paused', { since: formatDateTime(app.paused_at) })),
+            h('p', { class: 'alert-msg paused-reason' }, app.paused_reason ?? t('pause.noReason')),
+          )
+        : h('p', { class: 'hint' }, t('pause.active')),
+    );
+    pauseForm.hidden = Boolean(app.paused);
+    resumeButton.hidden = !app.paused;
+  };
+  /** Takes the app as the server answered it; a field it left out is no longer set. */
+  const take = (fresh) => {
+    delete app.paused_reason;
+    delete app.paused_at;
+    Object.assign(app, fresh);
+    show();
+  };
+  async function pause(event) {
+    event.preventDefault();
+    await submitting(pauseButton, result, async () => {
+      take(await api.pause(app.id, reason.value.trim()));
+      reason.value = '';
+      return successBox(t('pause.pausedDone'));
+    });
+  }
+  async function resume() {
+    await submitting(resumeButton, result, async () => {
+      take(await api.resume(app.id));
+      return successBox(t('pause.resumed'));
+    });
+  }
+  async function replay() {
+    await submitting(replayButton, result, async () => {
+      const { replayed } = await api.replay(app.id, { status: 'failed' });
+      return successBox(t('pause.replayed', { n: replayed }));
+    });
+  }
+  async function sendTest() {
+    await submitting(testButton, result, async () => {
+      const { delivery_id: deliveryId } = await api.testEvent(app.id, testType.value);
+      return successBox(t('pause.testSent', { id: deliveryId }));
+    });
+  }
+  show();
+  return section(
+    'pause-title',
+    t('pause.title'),
+    state,
+    pauseForm,
+    h('div', { class: 'actions' }, resumeButton, replayButton),
+    h('p', { class: 'hint' }, t('pause.replayHelp')),
+    testForm,
+    h('p', { class: 'hint' }, t('pause.testHelp')),
+    result,
+  );
 }
 
 function nameSection(app, frame) {
@@ -482,7 +573,9 @@ function urlSection(app) {
     button.disabled = true;
     try {
       await api.updateApp(app.id, { callback_url: url });
-      app.callback_url = url;
+      // The server stores the normalised URL it verified; show that, not what was typed.
+      app.callback_url = (await findApp(app.id))?.callback_url ?? url;
+      input.value = app.callback_url;
       result.replaceChildren(successBox(t('app.verified')));
     } catch (error) {
       result.replaceChildren(errorBox(error, t('app.verifyFailed')));

@@ -17,6 +17,11 @@ const TIME_SHIFT: u32 = 20;
 const NODE_SHIFT: u32 = 12;
 const SEQUENCE_MASK: i64 = (1 << NODE_SHIFT) - 1;
 
+/// The smallest id any node makes at `ms`, so that a range of ids is a range of creation times.
+pub fn first_id_at(ms: i64) -> i64 {
+    ms << TIME_SHIFT
+}
+
 /// How many nodes can make ids at once without clashing.
 pub const NODE_COUNT: i64 = 1 << (TIME_SHIFT - NODE_SHIFT);
 
@@ -73,9 +78,27 @@ pub fn random_alphanumeric(len: usize) -> String {
     rand::rng().sample_iter(&Alphanumeric).take(len).map(char::from).collect()
 }
 
+/// An id in its one written form: decimal digits without sign, leading zero or spaces, above
+/// zero. `+123` or `0123` would otherwise name the same resource as `123`, so that a check on one
+/// spelling (a cache, a log search, a rate limit) misses the others.
+pub fn parse_canonical_id(text: &str) -> Option<i64> {
+    let canonical = !text.is_empty() && !text.starts_with('0') && text.bytes().all(|b| b.is_ascii_digit());
+    text.parse::<i64>().ok().filter(|id| canonical && *id > 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn ids_have_one_written_form() {
+        assert_eq!(parse_canonical_id("123"), Some(123));
+        assert_eq!(parse_canonical_id("9223372036854775807"), Some(i64::MAX));
+        for other in ["+123", "0123", "-1", "0", " 123", "123 ", "", "1e3", "9223372036854775808", "１２３"]
+        {
+            assert_eq!(parse_canonical_id(other), None, "{other:?}");
+        }
+    }
 
     #[test]
     fn ids_are_19_digits_and_increasing() {

@@ -8,10 +8,17 @@
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod disk;
 pub mod dispatch;
 pub mod domain;
 pub mod error;
+pub mod files;
+pub mod health;
 pub mod ids;
 pub mod metrics;
+pub mod notify;
 pub mod server;
 pub mod store;
+pub mod supervisor;
+pub mod telemetry;
+pub mod wake;

@@ -1,6 +1,7 @@
 //! The `huidiao` command line: parse, configure logging, and call into the library.
 
 use clap::{Parser, Subcommand};
+use huidiao::cli::admin::AdminArgs;
 use huidiao::cli::demo::DemoArgs;
 use huidiao::cli::publish::PublishArgs;
 use huidiao::config::ServeConfig;
@@ -24,13 +25,16 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run the server.
-    Serve(ServeConfig),
+    /// Run the server. (Boxed: its flags outweigh the other commands' many times over.)
+    Serve(Box<ServeConfig>),
     /// Show the whole system working: a server, a receiver, one event of each type, verified.
     Demo(DemoArgs),
     /// Work with events on a running server.
     #[command(subcommand)]
     Event(EventCommand),
+    /// Operate a running server over its HTTP API: accounts, users, tokens, connectors, apps,
+    /// deliveries, events, limits.
+    Admin(AdminArgs),
 }
 
 #[derive(Subcommand)]
@@ -42,18 +46,22 @@ enum EventCommand {
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
     // The server logs every request; the client commands only say what went wrong.
+    let serving = matches!(cli.command, Command::Serve(_));
     let default_level = match cli.command {
         Command::Serve(_) => "info",
-        Command::Demo(_) | Command::Event(_) => "warn",
+        Command::Demo(_) | Command::Event(_) | Command::Admin(_) => "warn",
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("HUIDIAO_LOG")
-                .unwrap_or_else(|_| default_level.into()),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let otlp_endpoint = match &cli.command {
+        Command::Serve(config) => config.otlp_endpoint.clone(),
+        _ => None,
+    };
+    let telemetry = match huidiao::telemetry::init(default_level, otlp_endpoint.as_ref()) {
+        Ok(telemetry) => telemetry,
+        Err(message) => {
+            eprintln!("huidiao: {message}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -62,14 +70,23 @@ fn main() -> std::process::ExitCode {
         }
     };
     let result = match cli.command {
-        Command::Serve(config) => runtime.block_on(huidiao::server::serve(config)),
+        Command::Serve(config) => runtime.block_on(huidiao::server::serve(*config)),
         Command::Demo(args) => runtime.block_on(huidiao::cli::demo::run(args)),
         Command::Event(EventCommand::Publish(args)) => runtime.block_on(huidiao::cli::publish::run(args)),
+        Command::Admin(args) => runtime.block_on(huidiao::cli::admin::run(args)),
     };
+    // Stop the runtime's tasks (they may still log) before the exporter sends what is queued.
+    drop(runtime);
+    telemetry.shutdown();
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
-        Err(message) => {
+        Err(message) if serving => {
             tracing::error!("{message}");
+            std::process::ExitCode::FAILURE
+        }
+        // A client command's error is for the person who typed it: one plain line.
+        Err(message) => {
+            eprintln!("huidiao: error: {message}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -7,6 +7,8 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
+use crate::dispatch::recording::Tally;
+
 type Label = [(&'static str, &'static str); 1];
 
 pub struct Metrics {
@@ -16,6 +18,13 @@ pub struct Metrics {
     attempt_seconds: Histogram,
     queue_depth: Gauge,
     in_flight: Gauge,
+    recorder_stalled: Gauge,
+    unstorable_results: Family<Label, Counter>,
+    task_up: Family<Label, Gauge>,
+    task_restarts: Family<Label, Counter>,
+    disk_full: Gauge,
+    disk_full_times: Counter,
+    operator_notifications: Family<[(&'static str, &'static str); 2], Counter>,
 }
 
 /// What an attempt did to its delivery, as the `outcome` label says it.
@@ -61,7 +70,59 @@ impl Default for Metrics {
         registry.register("queue_depth", "Pending deliveries, waiting or in flight", queue_depth.clone());
         let in_flight = Gauge::default();
         registry.register("in_flight_requests", "Pushes being sent right now", in_flight.clone());
-        Metrics { registry, events_published, deliveries, attempt_seconds, queue_depth, in_flight }
+        let recorder_stalled = Gauge::default();
+        registry.register(
+            "recorder_stalled",
+            "1 while attempt results cannot be written to storage and are being retried",
+            recorder_stalled.clone(),
+        );
+        let unstorable_results = Family::<Label, Counter>::default();
+        registry.register(
+            "unstorable_attempt_results",
+            "Attempt results storage refused: stored without the receiver's answer (stripped) or not at all (dropped)",
+            unstorable_results.clone(),
+        );
+        let task_up = Family::<Label, Gauge>::default();
+        registry.register("task_up", "1 while a background task runs, by task", task_up.clone());
+        let task_restarts = Family::<Label, Counter>::default();
+        registry.register(
+            "task_restarts",
+            "Background tasks started again after a panic or an early exit, by task",
+            task_restarts.clone(),
+        );
+        let disk_full = Gauge::default();
+        registry.register(
+            "disk_full",
+            "1 while the storage's disk is full and writes are refused",
+            disk_full.clone(),
+        );
+        let disk_full_times = Counter::default();
+        registry.register(
+            "disk_full_events",
+            "Times the storage's disk became full",
+            disk_full_times.clone(),
+        );
+        let operator_notifications = Family::default();
+        registry.register(
+            "operator_notifications",
+            "Pushes of operator notifications, by type and outcome: delivered, retried, failed",
+            operator_notifications.clone(),
+        );
+        Metrics {
+            registry,
+            events_published,
+            deliveries,
+            attempt_seconds,
+            queue_depth,
+            in_flight,
+            recorder_stalled,
+            unstorable_results,
+            task_up,
+            task_restarts,
+            disk_full,
+            disk_full_times,
+            operator_notifications,
+        }
     }
 }
 
@@ -79,6 +140,42 @@ impl Metrics {
     pub fn in_flight(&self) -> InFlight {
         self.in_flight.inc();
         InFlight(self.in_flight.clone())
+    }
+
+    /// Set by the recorder while it retries results storage does not take; `/readyz` reads it.
+    pub fn set_recorder_stalled(&self, stalled: bool) {
+        self.recorder_stalled.set(i64::from(stalled));
+    }
+
+    pub fn recorder_stalled(&self) -> bool {
+        self.recorder_stalled.get() != 0
+    }
+
+    pub fn unstorable_results(&self, tally: Tally) {
+        for (kind, n) in [("stripped", tally.stripped), ("dropped", tally.dropped)] {
+            if n > 0 {
+                self.unstorable_results.get_or_create(&[("kind", kind)]).inc_by(n);
+            }
+        }
+    }
+
+    pub fn task_up(&self, task: &'static str, up: bool) {
+        self.task_up.get_or_create(&[("task", task)]).set(i64::from(up));
+    }
+
+    pub fn task_restarted(&self, task: &'static str) {
+        self.task_restarts.get_or_create(&[("task", task)]).inc();
+    }
+
+    pub fn disk_full(&self, full: bool) {
+        self.disk_full.set(i64::from(full));
+        if full {
+            self.disk_full_times.inc();
+        }
+    }
+
+    pub fn operator_notification(&self, kind: &'static str, outcome: &'static str) {
+        self.operator_notifications.get_or_create(&[("type", kind), ("outcome", outcome)]).inc();
     }
 
     /// The text exposition, with the queue depth measured just now.
@@ -107,6 +204,12 @@ mod tests {
         let metrics = Metrics::default();
         metrics.event_published("bot.published");
         metrics.attempt(Outcome::Succeeded, 0.01);
+        metrics.unstorable_results(Tally { stripped: 2, dropped: 0 });
+        metrics.set_recorder_stalled(true);
+        metrics.task_up("recorder", true);
+        metrics.task_restarted("recorder");
+        metrics.disk_full(true);
+        metrics.operator_notification("app.paused", "retried");
         let guard = metrics.in_flight();
         let text = metrics.render(7);
         drop(guard);
@@ -115,6 +218,16 @@ mod tests {
         assert!(text.contains("huidiao_attempt_duration_seconds_count 1"));
         assert!(text.contains("huidiao_queue_depth 7"));
         assert!(text.contains("huidiao_in_flight_requests 1"));
+        assert!(text.contains("huidiao_unstorable_attempt_results_total{kind=\"stripped\"} 2"));
+        assert!(text.contains("huidiao_recorder_stalled 1"));
+        assert!(metrics.recorder_stalled());
+        assert!(text.contains("huidiao_task_up{task=\"recorder\"} 1"));
+        assert!(text.contains("huidiao_task_restarts_total{task=\"recorder\"} 1"));
+        assert!(text.contains("huidiao_disk_full 1"));
+        assert!(text.contains("huidiao_disk_full_events_total 1"));
+        assert!(
+            text.contains("huidiao_operator_notifications_total{type=\"app.paused\",outcome=\"retried\"} 1")
+        );
         assert!(metrics.render(0).contains("huidiao_in_flight_requests 0"));
     }
 }

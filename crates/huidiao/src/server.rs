@@ -11,19 +11,25 @@ use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+use crate::api::connections;
 use crate::api::rate_limit::RateLimits;
 use crate::api::{self, AppState, Limits};
 use crate::config::{ServeConfig, ADMIN_TOKEN_ENV};
-use crate::dispatch::guard::build_client;
+use crate::disk::{Ballast, DiskWatch};
+use crate::dispatch::guard::Outbound;
 use crate::dispatch::scheduler::Scheduler;
-use crate::dispatch::Wake;
 use crate::domain::paging::PageTokens;
-use crate::domain::tokens::{generate_admin_token, hash_token};
+use crate::domain::tokens::{check_admin_token_strength, generate_admin_token, hash_token};
+use crate::files;
+use crate::health::Health;
 use crate::ids::{now_ms, IdGenerator};
 use crate::metrics::Metrics;
+use crate::notify::Notifier;
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
+use crate::supervisor::Supervisor;
+use crate::wake::Wake;
 
 /// Where the admin token came from, for the start-up log (never the token itself).
 enum AdminTokenSource {
@@ -33,7 +39,8 @@ enum AdminTokenSource {
 }
 
 /// Takes the admin token from `HUIDIAO_ADMIN_TOKEN`, or from `<data dir>/admin-token`, creating
-/// that file (mode 0600) with a fresh token on first start.
+/// that file (mode 0600) with a fresh token on first start. A token given must be strong
+/// ([`check_admin_token_strength`]); an existing file readable by others is tightened to 0600.
 fn load_admin_token(given: Option<&str>, data_dir: &Path) -> Result<(String, AdminTokenSource), String> {
     if let Some(token) = given {
         return Ok((token.to_owned(), AdminTokenSource::Embedder));
@@ -41,13 +48,17 @@ fn load_admin_token(given: Option<&str>, data_dir: &Path) -> Result<(String, Adm
     if let Ok(token) = std::env::var(ADMIN_TOKEN_ENV) {
         let token = token.trim().to_owned();
         if !token.is_empty() {
+            check_admin_token_strength(&token).map_err(|why| format!("{ADMIN_TOKEN_ENV}: {why}"))?;
             return Ok((token, AdminTokenSource::Environment));
         }
     }
     let path = data_dir.join("admin-token");
+    files::private_file(&path)?;
     match std::fs::read_to_string(&path) {
         Ok(existing) if !existing.trim().is_empty() => {
-            return Ok((existing.trim().to_owned(), AdminTokenSource::File(path)))
+            check_admin_token_strength(existing.trim())
+                .map_err(|why| format!("{}: {why}", path.display()))?;
+            return Ok((existing.trim().to_owned(), AdminTokenSource::File(path)));
         }
         Ok(_) => {}
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
@@ -97,9 +108,10 @@ pub async fn serve(config: ServeConfig) -> Result<(), String> {
     running.wait().await
 }
 
-/// Opens storage, binds the listener, starts the scheduler and retention, and serves HTTP in
-/// the background. Logs one line when ready.
+/// Opens storage, binds the listener, starts the background tasks under their supervisor, and
+/// serves HTTP in the background. Logs one line when ready.
 pub async fn start(config: ServeConfig) -> Result<Running, String> {
+    let operator_webhook = config.delivery.operator_webhook()?;
     let (store, storage): (Arc<dyn Store>, String) = match &config.database_url {
         Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
             let store =
@@ -112,8 +124,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             (Arc::new(store), format!("sqlite:{}", config.data_dir.join("huidiao.db").display()))
         }
     };
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| format!("cannot create data dir {}: {e}", config.data_dir.display()))?;
+    files::private_dir(&config.data_dir)?;
     let (admin_token, source) = load_admin_token(config.admin_token.as_deref(), &config.data_dir)?;
     let mut fresh_key = vec![0u8; 32];
     rand::rng().fill_bytes(&mut fresh_key);
@@ -123,16 +134,33 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
     let resumed = store.release_all_leases(now_ms()).await.map_err(|e| e.to_string())?;
     let node = store.node_number().await.map_err(|e| e.to_string())?;
 
-    let http = build_client(config.allow_private_callback_urls);
+    let http = Outbound::new(config.allow_private_callback_urls, config.outbound_proxy.as_deref())?;
     let metrics = Arc::new(Metrics::default());
     let wake = Wake::default();
+    let shutdown = CancellationToken::new();
+    let health = Arc::new(Health::default());
+    let supervisor = Arc::new(Supervisor::new(
+        health.clone(),
+        metrics.clone(),
+        shutdown.clone(),
+        config.enable_fault_injection,
+    ));
+    let ballast = (config.database_url.is_none() && config.disk_ballast_bytes > 0)
+        .then(|| Ballast { path: config.data_dir.join("ballast"), bytes: config.disk_ballast_bytes });
+    let disk = Arc::new(DiskWatch::new(ballast, health.clone(), metrics.clone()));
+    let starting = disk.clone();
+    tokio::task::spawn_blocking(move || starting.start()).await.map_err(|e| e.to_string())?;
     let state = AppState {
+        health,
+        supervisor: supervisor.clone(),
+        disk: disk.clone(),
         store: store.clone(),
         ids: Arc::new(IdGenerator::for_node(node)),
         page_tokens: Arc::new(PageTokens::new(page_key)),
         admin_token_hash: Arc::new(hash_token(&admin_token)),
         http: http.clone(),
         allow_private_callback_urls: config.allow_private_callback_urls,
+        operator_notifications: operator_webhook.is_some(),
         metrics: metrics.clone(),
         wake: wake.clone(),
         rate_limits: Arc::new(RateLimits::new(
@@ -145,6 +173,8 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
             max_body_bytes: config.max_body_bytes,
             max_batch_body_bytes: config.delivery.max_batch_body_bytes,
             max_event_bytes: config.delivery.max_event_bytes,
+            idempotency_window_ms: config.delivery.idempotency_window.as_millis().min(i64::MAX as u128)
+                as i64,
         },
     };
     drop(admin_token);
@@ -154,16 +184,22 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         .map_err(|e| format!("cannot listen on {}: {e}", config.listen))?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
 
-    let shutdown = CancellationToken::new();
-    let settings = config.delivery.scheduler_settings(config.allow_private_callback_urls, node);
-    let scheduler = Arc::new(Scheduler::new(store.clone(), http, metrics, settings, wake.clone()));
-    let scheduler = tokio::spawn(scheduler.run(shutdown.clone()));
-    let retention = tokio::spawn(config.delivery.retention().run(store.clone(), shutdown.clone()));
-    let watcher = {
-        let (store, wake, shutdown) = (store.clone(), wake.clone(), shutdown.clone());
-        tokio::spawn(async move { store.watch_wakeups(wake, shutdown).await })
-    };
-
+    let settings = config.delivery.scheduler_settings(node);
+    if let Some(webhook) = operator_webhook.clone() {
+        let notifier = Notifier::new(store.clone(), webhook, settings.retry.clone(), metrics.clone())?;
+        supervisor.spawn("notifier", Arc::new(notifier), Notifier::run);
+    }
+    let scheduler =
+        Arc::new(Scheduler::new(store.clone(), http, metrics, settings, wake.clone(), disk.clone()));
+    supervisor.spawn("scheduler", scheduler.clone(), Scheduler::run);
+    supervisor.spawn("recorder", scheduler, Scheduler::record);
+    let retention = (config.delivery.retention(), store.clone(), disk.clone());
+    supervisor
+        .spawn("retention", retention, |(retention, store, disk), stop| retention.run(store, disk, stop));
+    supervisor.spawn("disk", (disk, store.clone()), |(disk, store), stop| disk.run(store, stop));
+    supervisor.spawn("wakeups", (store.clone(), wake.clone()), |(store, wake), stop| async move {
+        store.watch_wakeups(wake, stop).await
+    });
     let admin_token_from = match &source {
         AdminTokenSource::Embedder => "the embedding program".to_owned(),
         AdminTokenSource::Environment => format!("environment variable {ADMIN_TOKEN_ENV}"),
@@ -175,22 +211,26 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         node,
         admin_token_from = %admin_token_from,
         allow_private_callback_urls = config.allow_private_callback_urls,
+        outbound_proxy = config.outbound_proxy.as_deref().and_then(proxy_origin),
         resumed_deliveries = resumed,
+        operator_webhook = operator_webhook.as_ref().map(|w| w.url.origin().ascii_serialization()),
         "huidiao ready"
     );
     let stop = shutdown.clone();
+    let limits = config.connection_limits();
+    connections::fit_descriptor_limit(limits.max_connections);
     let task = tokio::spawn(async move {
-        axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-            .with_graceful_shutdown(stop.clone().cancelled_owned())
-            .await
-            .map_err(|e| format!("server failed: {e}"))?;
-        let _ = scheduler.await;
-        let _ = retention.await;
-        let _ = watcher.await;
+        connections::serve(listener, app, limits, stop).await;
+        supervisor.wait().await;
         tracing::info!("huidiao stopped");
         Ok(())
     });
     Ok(Running { addr, shutdown, task })
+}
+
+/// The proxy's scheme, host and port, for the log: never credentials it may carry.
+fn proxy_origin(url: &str) -> Option<String> {
+    url::Url::parse(url).ok().map(|u| u.origin().ascii_serialization())
 }
 
 /// Resolves on the first SIGINT or SIGTERM.

@@ -25,8 +25,9 @@ async fn create_normal_app_has_the_coze_shape() {
     assert_eq!(verify_token.len(), 64);
     assert!(verify_token.chars().all(|c| c.is_ascii_alphanumeric()));
     let keys: HashSet<_> = app.as_object().unwrap().keys().cloned().collect();
-    let expected: HashSet<_> = ["id", "app_type", "verify_token", "name"].map(String::from).into();
+    let expected: HashSet<_> = ["id", "app_type", "verify_token", "name", "paused"].map(String::from).into();
     assert_eq!(keys, expected, "unset optionals are omitted");
+    assert_eq!(app["paused"], false, "huidiao's extension: a new app is active");
     let other = server.normal_app(&t.token, "second").await;
     assert!(other["id"].as_str().unwrap() > id, "ids increase with time");
     assert_ne!(other["verify_token"], app["verify_token"]);
@@ -288,7 +289,7 @@ async fn delete_then_everything_is_4200() {
 #[tokio::test]
 async fn subscriptions() {
     let server = Server::start().await;
-    let t = server.tenant("personal", "member").await;
+    let t = server.subscriber().await;
     let app = server.normal_app(&t.token, "订阅者").await;
     let id = app["id"].as_str().unwrap();
     let path = format!("/v1/api_apps/{id}/events");
@@ -358,7 +359,8 @@ async fn connector_apps_cannot_take_plugin_scale_events() {
     }
     let listed = server.call(Method::GET, &path, token, None).await.ok();
     assert!(listed["items"].as_array().unwrap().is_empty(), "a refused request subscribes nothing");
-    let ok = json!({"event_types": ["bot.published", "bot.deleted", "bot.unpublished", "benefit.usage"]});
+    // The app-type rule (4000) comes before eligibility: this personal user is no plugin developer.
+    let ok = json!({"event_types": ["bot.published", "bot.deleted", "bot.unpublished"]});
     server.call(Method::POST, &path, token, Some(ok)).await.ok();
 }
 
@@ -367,7 +369,7 @@ async fn connector_apps_cannot_take_plugin_scale_events() {
 async fn private_targets_allowed_by_environment() {
     let options = common::Options {
         allow_private: false,
-        env: vec![("HUIDIAO_ALLOW_PRIVATE_CALLBACK_URLS", "1")],
+        env: vec![("HUIDIAO_ALLOW_PRIVATE_CALLBACK_URLS", "1".into())],
         ..Default::default()
     };
     let server = Server::start_with(options).await;

@@ -1,5 +1,6 @@
-//! Chaos receivers: one app's receiver answers 500, hangs, resets the connection, answers with a
-//! 1 GiB body, or answers byte by byte, while another app of the same account has a good one.
+//! Chaos receivers: one app's receiver answers 500, answers NUL and invalid UTF-8, hangs, resets
+//! the connection, answers with a 1 GiB body, or answers byte by byte, while another app of the
+//! same account has a good one.
 //! Every chaos delivery ends as it should with each attempt logged, the server reads a bounded
 //! amount and its memory stays bounded, and the healthy app is served promptly throughout.
 
@@ -10,6 +11,7 @@ use std::time::{Duration, Instant};
 use common::raw_receiver::{RawBehaviour, RawReceiver, HUGE_BODY_BYTES};
 use common::receiver::{Behaviour, Inbox, Receiver};
 use common::{Options, Server, Tenant};
+use reqwest::Method;
 use serde_json::Value;
 
 /// Events per batch. Two batches go out, so every chaos delivery is in flight at once within the
@@ -38,6 +40,7 @@ struct Chaos {
     tenant: Tenant,
     app: Value,
     healthy: Receiver,
+    healthy_app: Value,
 }
 
 impl Chaos {
@@ -53,11 +56,11 @@ impl Chaos {
             ..Default::default()
         })
         .await;
-        let tenant = server.tenant("personal", "member").await;
+        let tenant = server.tenant("team", "admin").await;
         let app = server.receiving_app(&tenant.token, url, &["benefit.usage"]).await;
         let healthy = Receiver::start(Behaviour::Good).await;
-        server.receiving_app(&tenant.token, &healthy.url, &["benefit.usage"]).await;
-        Chaos { server, tenant, app, healthy }
+        let healthy_app = server.receiving_app(&tenant.token, &healthy.url, &["benefit.usage"]).await;
+        Chaos { server, tenant, app, healthy, healthy_app }
     }
 
     /// Publishes a batch to both apps and, once the chaos receiver is misbehaving, another; checks
@@ -74,6 +77,9 @@ impl Chaos {
         self.healthy.wait_for_pushes(2 * EVENTS, HEALTHY_WITHIN).await;
         let waited = started.elapsed();
         assert!(waited < HEALTHY_WITHIN, "the healthy app waited {waited:?} beside the chaos app");
+        self.server.wait_until_settled(&self.tenant.token, &self.healthy_app, Duration::from_secs(5)).await;
+        let healthy = self.server.deliveries(&self.tenant.token, &self.healthy_app, "").await;
+        assert!(healthy.iter().all(|d| d["status"] == "succeeded"), "healthy deliveries: {healthy:?}");
 
         let deadline = Instant::now() + Duration::from_secs(30);
         let deliveries = loop {
@@ -147,6 +153,22 @@ async fn a_receiver_answering_500_fails_after_the_schedule() {
     let deliveries = chaos.run(receiver.inbox(), "failed").await;
     each_attempt(&deliveries, ATTEMPTS, |a| a["status_code"] == 500 && a["error"] == "HTTP status 500");
     assert!(deliveries.iter().all(|d| d["last_error"] == "HTTP status 500"));
+}
+
+/// PostgreSQL's `TEXT` refuses NUL: such an answer once kept the recorder retrying its batch,
+/// and every other tenant's results in it, forever.
+#[tokio::test]
+async fn an_answer_of_nul_and_invalid_utf8_is_logged_and_holds_up_nobody() {
+    let receiver = Receiver::start(Behaviour::Good).await;
+    let chaos = Chaos::start(&receiver.url).await;
+    receiver.set(Behaviour::Raw(500, b"A\0B\xff\xfe\0end"));
+    let deliveries = chaos.run(receiver.inbox(), "failed").await;
+    each_attempt(&deliveries, ATTEMPTS, |a| {
+        a["status_code"] == 500 && a["response_body_prefix"] == "A\u{fffd}B\u{fffd}\u{fffd}\u{fffd}end"
+    });
+    assert_eq!(chaos.server.call(Method::GET, "/readyz", None, None).await.ok()["status"], "ready");
+    let metrics = reqwest::get(format!("{}/metrics", chaos.server.base)).await.unwrap().text().await.unwrap();
+    assert!(metrics.contains("huidiao_recorder_stalled 0"), "{metrics}");
 }
 
 #[tokio::test]

@@ -45,7 +45,7 @@ async fn kill_9_mid_delivery_loses_nothing() {
     const EVENTS: usize = 3000;
     let server = Server::start().await;
     let receiver = Receiver::start(Behaviour::Good).await;
-    let t = server.tenant("personal", "member").await;
+    let t = server.tenant("team", "admin").await;
     server.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
     receiver.set(Behaviour::Slow(Duration::from_millis(10)));
     for batch in 0..EVENTS / 1000 {
@@ -99,7 +99,7 @@ async fn a_crash_loop_under_steady_load_loses_nothing_accepted() {
     const KILLS: usize = 4;
     let mut server = Server::start().await;
     let receiver = Receiver::start(Behaviour::Good).await;
-    let t = server.tenant("personal", "member").await;
+    let t = server.tenant("team", "admin").await;
     server.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
     let base = Arc::new(Mutex::new(server.base.clone()));
     let accepted = Arc::new(Mutex::new(Vec::new()));

@@ -157,7 +157,7 @@ async fn routing_normal_and_connector_apps() {
 #[tokio::test]
 async fn apps_without_a_callback_url_are_skipped() {
     let server = Server::start().await;
-    let t = server.tenant("personal", "member").await;
+    let t = server.tenant("team", "admin").await;
     let app = server.normal_app(&t.token, "no url").await;
     server.subscribe(&t.token, &app, &["benefit.usage"]).await;
     let event = json!({"event_type": "benefit.usage", "coze_account_id": t.account_id, "event": {"id": "1", "change_balance": "-0.5"}});
@@ -207,6 +207,20 @@ async fn failures_retry_with_the_same_event_id_then_succeed() {
     assert!(log[1]["error"].as_str().unwrap().contains("timed out"), "{:?}", log[1]);
     assert!(log[1]["latency_ms"].as_i64().unwrap() >= 2900);
     assert_eq!(log[2]["status_code"], 200);
+}
+
+/// Coze: "the bot-publish callback times out after 10 s, all others after 3 s" — for a normal
+/// app too (3 s for the rest is checked just above).
+#[tokio::test]
+async fn bot_published_to_a_normal_app_has_ten_seconds() {
+    let server = fast_retry_server().await;
+    let receiver = Receiver::start(Behaviour::Good).await;
+    let t = server.tenant("personal", "member").await;
+    let app = server.receiving_app(&t.token, &receiver.url, &["bot.published"]).await;
+    receiver.set(Behaviour::Slow(Duration::from_millis(4000)));
+    server.publish(bot_published(&t.account_id)).await;
+    let delivery = server.wait_for_status(&t.token, &app, "succeeded", Duration::from_secs(10)).await;
+    assert_eq!(delivery["attempts"], 1, "answered after 4 s, within its 10 s: {delivery}");
 }
 
 #[tokio::test]
@@ -283,7 +297,7 @@ async fn a_slow_receiver_does_not_delay_a_fast_one() {
     let slow = Receiver::start(Behaviour::Slow(Duration::from_millis(2500))).await;
     let fast = Receiver::start(Behaviour::Good).await;
     let (slow_tenant, fast_tenant) =
-        (server.tenant("personal", "member").await, server.tenant("personal", "member").await);
+        (server.tenant("team", "admin").await, server.tenant("team", "admin").await);
     server.receiving_app(&slow_tenant.token, &slow.url, &["benefit.usage"]).await;
     server.receiving_app(&fast_tenant.token, &fast.url, &["benefit.usage"]).await;
     // A backlog for the slow app bigger than its window: leased windows must leave room for
@@ -316,7 +330,7 @@ fn busiest_second(pushes: &[Received]) -> usize {
 async fn an_operator_rate_cap_paces_an_app_and_nothing_fails() {
     let server = Server::start().await;
     let receiver = Receiver::start(Behaviour::Good).await;
-    let t = server.tenant("personal", "member").await;
+    let t = server.tenant("team", "admin").await;
     let app = server.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
     let limits = format!("/admin/v1/api_apps/{}/limits", app["id"].as_str().unwrap());
     for bad in [json!({"max_per_second": 0}), json!({"max_per_second": -3}), json!({"max_per_second": "5"})] {
@@ -401,7 +415,9 @@ async fn delivery_log_paging_filters_and_tenancy() {
     let stranger = server.tenant("personal", "member").await;
     let app = server.receiving_app(&t.token, &receiver.url, &["bot.deleted", "bot.published"]).await;
     for event_type in ["bot.deleted", "bot.published", "bot.deleted"] {
-        server.publish(json!({"event_type": event_type, "coze_account_id": t.account_id, "event": {}})).await;
+        let event =
+            json!({"event_type": event_type, "coze_account_id": t.account_id, "event": {"bot_id": "7"}});
+        server.publish(event).await;
     }
     receiver.wait_for_pushes(3, Duration::from_secs(5)).await;
     let app_id = app["id"].as_str().unwrap();

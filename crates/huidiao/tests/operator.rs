@@ -79,6 +79,27 @@ async fn operator_input_errors() {
     server.admin(Method::DELETE, "/admin/v1/tokens/1234", None).await.err(4200, 404);
 }
 
+/// What the OpenAPI document promises: an integer may be written `3600.0` (JSON Schema counts it
+/// as one), a fraction may not, and a body is an object, never an array of its fields.
+#[tokio::test]
+async fn integers_written_as_whole_floats_are_taken_and_bodies_are_objects() {
+    let server = Server::start().await;
+    let t = server.tenant("personal", "member").await;
+    let tokens = format!("/admin/v1/users/{}/tokens", t.user_id);
+    let token = server.admin(Method::POST, &tokens, Some(json!({"expires_in": 3600.0}))).await.ok();
+    assert!(token["expires_at"].as_i64().is_some());
+    let refused = server.admin(Method::POST, &tokens, Some(json!({"expires_in": 3600.5}))).await;
+    refused.err(4000, 400);
+    assert!(refused.msg().contains("not a whole number"), "{}", refused.msg());
+    let event = json!({"event_type": "bot.deleted", "coze_account_id": 5.0, "event": {}});
+    let unknown = server.admin(Method::POST, "/admin/v1/events", Some(event)).await;
+    unknown.err(4200, 404);
+    assert!(unknown.msg().contains("coze_account_id 5:"), "{}", unknown.msg());
+    let array = server.call_raw(Method::POST, &tokens, Some(ADMIN_TOKEN), b"[null, null]".to_vec()).await;
+    array.err(4000, 400);
+    assert!(array.msg().contains("JSON object"), "{}", array.msg());
+}
+
 #[tokio::test]
 async fn admin_token_rules() {
     let server = Server::start().await;
@@ -254,6 +275,9 @@ async fn bad_input_never_panics_or_answers_5000() {
     let body: Value = huge_header.json().await.unwrap();
     assert_eq!(body["code"], 4000);
     assert!(body["msg"].as_str().unwrap().contains("headers"), "{body}");
+    let long_uri = format!("/v1/api_apps?page_token={}", "p".repeat(20 * 1024));
+    let answer = server.call(Method::GET, &long_uri, token, None).await;
+    assert!(answer.err(4000, 414).contains("path and query"), "{:?}", answer.body);
     assert!(!server.log_text().contains("panicked"));
 }
 
@@ -278,17 +302,22 @@ fn bad_database_urls_fail_the_start_clearly() {
 
 /// Sends only the headers of a 2 MiB POST and answers the status line and body of the reply.
 async fn announce_oversized_body(base: &str, token: &str) -> (String, String) {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let address = base.trim_start_matches("http://");
-    let mut stream = tokio::net::TcpStream::connect(address).await.unwrap();
     let head = format!(
         "POST /v1/api_apps HTTP/1.1\r\nHost: {address}\r\nAuthorization: Bearer {token}\r\n\
          Content-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
         2 * 1024 * 1024
     );
-    stream.write_all(head.as_bytes()).await.unwrap();
-    // Read until the whole answer is in: the headers, then Content-Length bytes of body (the
-    // server may keep the connection open waiting for the body it refused).
+    let (head, body) = exchange(base, head.as_bytes()).await;
+    (head.lines().next().unwrap().to_owned(), body)
+}
+
+/// Writes `request` on a new connection and reads the answer's head and its Content-Length bytes
+/// of body (the server may keep the connection open waiting for a body it refused).
+async fn exchange(base: &str, request: &[u8]) -> (String, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(base.trim_start_matches("http://")).await.unwrap();
+    stream.write_all(request).await.unwrap();
     let mut reply = Vec::new();
     let mut chunk = [0u8; 4096];
     loop {
@@ -302,12 +331,64 @@ async fn announce_oversized_body(base: &str, token: &str) -> (String, String) {
                 .and_then(|v| v.parse::<usize>().ok())
                 .expect("the answer has a Content-Length");
             if body.len() >= length {
-                return (headers.lines().next().unwrap().to_owned(), body[..length].to_owned());
+                return (headers.to_owned(), body[..length].to_owned());
             }
         }
         let read =
             tokio::time::timeout(Duration::from_secs(10), stream.read(&mut chunk)).await.unwrap().unwrap();
         assert!(read > 0, "connection closed before the whole answer: {text}");
         reply.extend_from_slice(&chunk[..read]);
+    }
+}
+
+/// What hyper refuses before any handler sees it (a request it cannot parse, too many headers, a
+/// target past its own limit) is answered with the envelope, and its log id is in the log.
+#[tokio::test]
+async fn requests_the_http_parser_refuses_get_the_envelope() {
+    let server = Server::start().await;
+    let many_headers: String = (0..120).map(|i| format!("x-h{i}: v\r\n")).collect();
+    let cases = [
+        ("400", "NOT A REQUEST\r\n\r\n".to_owned(), "HTTP/1.1"),
+        ("400", "GET /healthz HTTP/1.1\r\nHost: x\r\nno colon here\r\n\r\n".to_owned(), "HTTP/1.1"),
+        ("400", "GET /healthz HTTP/1.1\r\nHost: x\r\nContent-Length: many\r\n\r\n".to_owned(), "HTTP/1.1"),
+        ("431", format!("GET /healthz HTTP/1.1\r\nHost: x\r\n{many_headers}\r\n"), "100 headers"),
+        ("414", format!("GET /healthz?{} HTTP/1.1\r\nHost: x\r\n\r\n", "q".repeat(70 * 1024)), "target"),
+    ];
+    for (status, request, says) in cases {
+        let (head, body) = exchange(&server.base, request.as_bytes()).await;
+        assert!(head.starts_with(&format!("HTTP/1.1 {status} ")), "{request:.60}: {head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let envelope: Value = serde_json::from_str(&body).unwrap_or_else(|e| panic!("{e}: {body}"));
+        assert_eq!(envelope["code"], 4000, "{body}");
+        assert!(envelope["msg"].as_str().unwrap().contains(says), "{body}");
+        let logid = envelope["detail"]["logid"].as_str().unwrap();
+        assert!(head.contains(&format!("x-tt-logid: {logid}")), "{head}");
+        // The harness reads the server's log on a thread of its own: give it a moment.
+        let deadline = std::time::Instant::now() + Duration::from_secs(5);
+        while !server.log_text().contains(logid) {
+            assert!(std::time::Instant::now() < deadline, "the log names {logid}:\n{}", server.log_text());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+    assert_eq!(server.call(Method::GET, "/healthz", None, None).await.ok()["status"], "ok");
+}
+
+/// An id has one written form: `+123` or `0123` is not app `123` (4200 in a path, 4000 in a body).
+#[tokio::test]
+async fn ids_have_one_written_form() {
+    let server = Server::start().await;
+    let t = server.tenant("personal", "member").await;
+    let app = server.normal_app(&t.token, "canonical").await;
+    let id = app["id"].as_str().unwrap();
+    let token = Some(t.token.as_str());
+    server.call(Method::GET, &format!("/v1/api_apps/{id}/events"), token, None).await.ok();
+    for other in [format!("+{id}"), format!("%2B{id}"), format!("0{id}"), format!("%20{id}")] {
+        server.call(Method::GET, &format!("/v1/api_apps/{other}/events"), token, None).await.err(4200, 404);
+    }
+    let connector = server.connector(&t.user_id, "chan").await;
+    for other in [format!("0{connector}"), format!("+{connector}"), format!(" {connector}")] {
+        let body = json!({"app_type": "connector", "connector_id": other});
+        let answer = server.call(Method::POST, "/v1/api_apps", token, Some(body)).await;
+        assert!(answer.err(4000, 400).contains("decimal id"), "{other:?}");
     }
 }

@@ -113,16 +113,18 @@ async fn succeeded(node: &Server) -> u64 {
         .unwrap_or(0)
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_rate_cap_holds_over_all_nodes() {
+/// Two nodes on one fresh schema.
+async fn two_nodes() -> (Server, Server) {
     let storage = Storage::postgres(None).await;
     let shared = storage.shared();
-    let (a, b) = tokio::join!(
-        Server::start_in(storage, Options::default()),
-        Server::start_in(shared, Options::default())
-    );
+    tokio::join!(Server::start_in(storage, Options::default()), Server::start_in(shared, Options::default()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_rate_cap_holds_over_all_nodes() {
+    let (a, b) = two_nodes().await;
     let receiver = Receiver::start(Behaviour::Good).await;
-    let t = a.tenant("personal", "member").await;
+    let t = a.tenant("team", "admin").await;
     let app = a.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
     let limits = format!("/admin/v1/api_apps/{}/limits", app["id"].as_str().unwrap());
     b.admin(Method::PUT, &limits, Some(json!({"max_per_second": 10}))).await.ok();
@@ -190,14 +192,15 @@ impl Proxy {
 async fn requests_answer_5000_while_the_database_is_away_and_recover_after() {
     let proxy = Proxy::start().await;
     let server = Server::start_in(Storage::postgres(Some(&proxy.address)).await, Options::default()).await;
-    let t = server.tenant("personal", "member").await;
+    let t = server.tenant("team", "admin").await;
     server.call(Method::GET, "/v1/api_apps", Some(&t.token), None).await.ok();
 
     proxy.cut();
     tokio::time::sleep(Duration::from_millis(200)).await;
     let answer = server.call(Method::GET, "/v1/api_apps", Some(&t.token), None).await;
-    assert!(answer.err(5000, 500).contains("logid"), "{:?}", answer.body);
-    server.call(Method::GET, "/readyz", None, None).await.err(5000, 500);
+    assert!(answer.err(5000, 503).contains("database is not reachable"), "{:?}", answer.body);
+    assert_eq!(answer.retry_after.as_deref(), Some("1"));
+    server.call(Method::GET, "/readyz", None, None).await.err(5000, 503);
     assert_eq!(server.call(Method::GET, "/healthz", None, None).await.ok()["status"], "ok");
 
     proxy.restore().await;
@@ -212,4 +215,104 @@ async fn requests_answer_5000_while_the_database_is_away_and_recover_after() {
     }
     server.call(Method::GET, "/readyz", None, None).await.ok();
     server.normal_app(&t.token, "after the outage").await;
+}
+
+/// A recorder whose results storage refuses altogether (here a trigger refuses every attempt row
+/// while the database answers) is not ready, and says so in its metrics; it recovers when a batch
+/// is stored whole again.
+#[tokio::test]
+async fn a_recorder_whose_results_are_refused_shows_in_readyz_and_metrics() {
+    let storage = Storage::postgres(None).await;
+    let url = storage.database_url.clone().unwrap();
+    let server = Server::start_in(storage, Options::default()).await;
+    let t = server.tenant("team", "admin").await;
+    let receiver = Receiver::start(Behaviour::Good).await;
+    server.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
+    let (client, connection) = tokio_postgres::connect(&url, tokio_postgres::NoTls).await.unwrap();
+    tokio::spawn(connection);
+    client
+        .batch_execute(
+            "CREATE FUNCTION refuse_attempts() RETURNS trigger LANGUAGE plpgsql AS
+               $$ BEGIN RAISE EXCEPTION 'attempts refused by the test'; END $$;
+             CREATE TRIGGER refuse_attempts BEFORE INSERT ON attempts
+               FOR EACH ROW EXECUTE FUNCTION refuse_attempts();",
+        )
+        .await
+        .unwrap();
+    server.publish_usage(&t.account_id, ["refused".to_owned()]).await;
+    receiver.wait_for_pushes(1, Duration::from_secs(5)).await;
+    let metrics =
+        || async { reqwest::get(format!("{}/metrics", server.base)).await.unwrap().text().await.unwrap() };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let text = metrics().await;
+        let dropped = text.contains("huidiao_unstorable_attempt_results_total{kind=\"dropped\"}");
+        if dropped && text.contains("huidiao_recorder_stalled 1") {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the recorder never showed the refused result: {text}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let answer = server.call(Method::GET, "/readyz", None, None).await;
+    assert!(answer.err(5000, 503).contains("recorder"), "{:?}", answer.body);
+
+    client.batch_execute("DROP TRIGGER refuse_attempts ON attempts").await.unwrap();
+    server.publish_usage(&t.account_id, ["stored".to_owned()]).await;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while server.call(Method::GET, "/readyz", None, None).await.code() != 0 {
+        assert!(Instant::now() < deadline, "the recorder did not recover");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(metrics().await.contains("huidiao_recorder_stalled 0"));
+}
+
+/// Two nodes publishing the same keys at once (single publishes, and batches holding the keys in
+/// opposite orders) end with one event per key, each delivered once.
+#[tokio::test(flavor = "multi_thread")]
+async fn two_nodes_publishing_one_key_make_one_event() {
+    let (a, b) = two_nodes().await;
+    let (a, b) = (Arc::new(a), Arc::new(b));
+    let receiver = Receiver::start(Behaviour::Good).await;
+    let t = a.tenant("team", "admin").await;
+    let app = a.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
+    let event = |key: &str| {
+        json!({"event_type": "benefit.usage", "coze_account_id": t.account_id, "event": {"id": key},
+            "idempotency_key": key})
+    };
+    let keys: Vec<String> = (0..20).map(|i| format!("k{i}")).collect();
+    let forward: Vec<_> = keys.iter().map(|k| event(k)).collect();
+    let backward: Vec<_> = forward.iter().rev().cloned().collect();
+    let mut tasks = Vec::new();
+    for round in 0..10 {
+        let node = if round % 2 == 0 { a.clone() } else { b.clone() };
+        let single = event("single");
+        let batch = json!({"events": if round % 2 == 0 { forward.clone() } else { backward.clone() }});
+        tasks.push(tokio::spawn(async move {
+            let one = node.publish(single).await["id"].clone();
+            let ids =
+                node.admin(Method::POST, "/admin/v1/events:batch", Some(batch)).await.ok()["ids"].clone();
+            (round, one, ids)
+        }));
+    }
+    let mut single_ids = std::collections::HashSet::new();
+    let mut by_key: HashMap<String, std::collections::HashSet<String>> = HashMap::new();
+    for task in tasks {
+        let (round, one, ids) = task.await.unwrap();
+        single_ids.insert(one.as_str().unwrap().to_owned());
+        for (i, id) in ids.as_array().unwrap().iter().enumerate() {
+            let key = if round % 2 == 0 { &keys[i] } else { &keys[keys.len() - 1 - i] };
+            by_key.entry(key.clone()).or_default().insert(id.as_str().unwrap().to_owned());
+        }
+    }
+    assert_eq!(single_ids.len(), 1, "{single_ids:?}");
+    assert!(by_key.values().all(|ids| ids.len() == 1), "{by_key:?}");
+    let pushes = receiver.wait_for_pushes(21, Duration::from_secs(30)).await;
+    a.wait_until_settled(&t.token, &app, Duration::from_secs(30)).await;
+    let deliveries = a.deliveries(&t.token, &app, "page_size=50").await;
+    assert_eq!(deliveries.len(), 21, "one delivery per key");
+    let mut pushed: Vec<String> =
+        pushes.iter().map(|p| p.json()["event"]["id"].as_str().unwrap().to_owned()).collect();
+    pushed.sort();
+    pushed.dedup();
+    assert_eq!(pushed.len(), 21);
 }

@@ -38,6 +38,8 @@ const PATHS: &[&str] = &[
     "/admin/v1/events",
     "/admin/v1/events:batch",
     "/admin/v1/api_apps/{app}/limits",
+    "/v1/connectors/{id}/bots/{app}",
+    "/admin/v1/connectors/{id}/bots/{app}/review",
     "/healthz",
     "/readyz",
     "/metrics",
@@ -64,6 +66,8 @@ const FIELDS: &[&str] = &[
     "event",
     "created_at",
     "events",
+    "audit_status",
+    "reason",
 ];
 
 /// Values those fields take, besides random ones. Callback URLs are refused by the rules or by
@@ -271,7 +275,7 @@ impl Fixture {
         // Off, so that rate limiting does not turn most answers into 4013.
         let extra_args = ["--rate-limit-per-token", "0"].map(String::from).to_vec();
         let server = Server::start_with(Options { extra_args, ..Default::default() }).await;
-        let tenant = server.tenant("personal", "member").await;
+        let tenant = server.subscriber().await;
         let member = server.tenant("team", "member").await;
         let app = server.normal_app(&tenant.token, "fixture").await;
         server.subscribe(&tenant.token, &app, &EVENT_TYPES).await;

@@ -1,6 +1,7 @@
 //! `throughput`: 200,000 events (quick: 20,000) spread over `apps` apps, one account each, so
 //! every event is one delivery; published through the batch API as fast as it accepts them.
-//! Deliveries/s run from the first publish to the last delivery the sink saw.
+//! Deliveries/s run from the first publish to the last delivery the sink saw. With `keys`, every
+//! event carries an idempotency key of its own (the cost of idempotent publishing).
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,7 +14,7 @@ use crate::report::{per_s, round, Distribution, Report};
 use crate::sink::Sink;
 use crate::Error;
 
-pub async fn run(ctx: &Context, apps: usize) -> Result<Report, Error> {
+pub async fn run(ctx: &Context, apps: usize, keys: bool) -> Result<Report, Error> {
     let events = ctx.size(200_000, 20_000);
     let apps = apps.max(1);
     let mut report = ctx.report("throughput");
@@ -25,7 +26,11 @@ pub async fn run(ctx: &Context, apps: usize) -> Result<Report, Error> {
 
     let accounts: Arc<Vec<String>> = Arc::new(targets.iter().map(|t| t.account_id.clone()).collect());
     let published = publish_fast(&api, events, move |seq, created_at| {
-        publish_item(&accounts[seq as usize % accounts.len()], seq, created_at)
+        let mut item = publish_item(&accounts[seq as usize % accounts.len()], seq, created_at);
+        if keys {
+            item["idempotency_key"] = format!("bench-{seq}").into();
+        }
+        item
     })
     .await?;
     let complete = wait_for(&sink, events, patience(ctx, Duration::from_secs(1800))).await;
@@ -35,7 +40,8 @@ pub async fn run(ctx: &Context, apps: usize) -> Result<Report, Error> {
     let rate = per_s(delivered, last - published.started_us);
     let latency = Distribution::new(latencies(&receipts));
 
-    report.row("load", format!("{events} events over {apps} app(s), one account each"));
+    let keyed = if keys { ", each with an idempotency key" } else { "" };
+    report.row("load", format!("{events} events over {apps} app(s), one account each{keyed}"));
     report.row(
         "published",
         format!(

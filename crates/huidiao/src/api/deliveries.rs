@@ -7,17 +7,20 @@ use axum::Router;
 use serde::Serialize;
 use utoipa::ToSchema;
 
+use super::admin::reviews::ReviewView;
 use super::coze::load_app;
 use super::envelope::{ApiResult, Reply};
 use super::extract::{parse_id, PathParams, QueryMap};
 use super::AppState;
-use crate::domain::delivery::{Audit, DeliveryStatus};
-use crate::domain::event_types::parse_event_type;
+use crate::domain::attempts::Attempt;
+use crate::domain::delivery::{expects_audit, Audit, DeliveryStatus};
+use crate::domain::delivery::{Delivery, DeliveryFilter};
+use crate::domain::event_types::EventType;
 use crate::domain::paging::Page;
+use crate::domain::reviews::review_key;
 use crate::domain::tenancy::{Caller, Permission};
 use crate::error::ApiError;
 use crate::ids::now_ms;
-use crate::store::{Attempt, Delivery, DeliveryFilter};
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -107,23 +110,27 @@ pub struct DeliveryDetail {
     pub attempt_log: Vec<AttemptView>,
     /// The exact body pushed.
     pub body: String,
+    /// For `bot.published` to a connector app: the channel's current review of the bot, with its
+    /// history (it may come from a later publish of the same bot; its `event_id` says which).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub review: Option<ReviewView>,
 }
 
 fn filter(query: &QueryMap) -> Result<DeliveryFilter, ApiError> {
     let status = match query.get("status").filter(|s| !s.is_empty()) {
         None => None,
-        Some(raw) => Some(raw.parse::<DeliveryStatus>().map_err(|_| {
-            ApiError::bad_request(format!(
-                "status must be one of pending, succeeded, failed, cancelled, skipped; got {raw:?}"
-            ))
-        })?),
+        Some(raw) => Some(DeliveryStatus::parse_field("status", raw)?),
     };
-    let event_type = query.get("event_type").filter(|s| !s.is_empty()).map(parse_event_type).transpose()?;
+    let event_type = query
+        .get("event_type")
+        .filter(|s| !s.is_empty())
+        .map(|raw| EventType::parse_field("event_type", raw))
+        .transpose()?;
     Ok(DeliveryFilter { status, event_type })
 }
 
 /// The app's deliveries, newest first, optionally filtered by status and event type.
-#[utoipa::path(get, path = "/v1/api_apps/{api_app_id}/deliveries", tag = "deliveries",
+#[utoipa::path(get, path = "/v1/api_apps/{api_app_id}/deliveries", operation_id = "list_deliveries", tag = "deliveries",
     params(("api_app_id" = String, Path), ("status" = Option<String>, Query), ("event_type" = Option<String>, Query),
         ("page_size" = Option<u32>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, description = "Envelope whose data is {items: [DeliveryView], has_more, next_page_token}")))]
@@ -147,7 +154,7 @@ pub async fn list(
 }
 
 /// One delivery with every attempt and the exact body sent.
-#[utoipa::path(get, path = "/v1/api_apps/{api_app_id}/deliveries/{delivery_id}", tag = "deliveries",
+#[utoipa::path(get, path = "/v1/api_apps/{api_app_id}/deliveries/{delivery_id}", operation_id = "get_delivery", tag = "deliveries",
     params(("api_app_id" = String, Path), ("delivery_id" = String, Path)),
     responses((status = 200, body = DeliveryDetail)))]
 pub async fn get_one(
@@ -162,15 +169,21 @@ pub async fn get_one(
         .get_delivery(app.id, id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("delivery {delivery_id:?} not found")))?;
+    let review =
+        match review_key(body.as_bytes()).filter(|_| expects_audit(app.app_type, delivery.event_type)) {
+            Some(key) => state.store.get_review(key.connector_id, &key.bot_id).await?.map(ReviewView::from),
+            None => None,
+        };
     Ok(Reply::data(DeliveryDetail {
         delivery: delivery.into(),
         attempt_log: attempts.into_iter().map(AttemptView::from).collect(),
         body,
+        review,
     }))
 }
 
 /// Queue a delivery again with the same `event_id`, due now with a fresh retry schedule.
-#[utoipa::path(post, path = "/v1/api_apps/{api_app_id}/deliveries/{delivery_id}/resend", tag = "deliveries",
+#[utoipa::path(post, path = "/v1/api_apps/{api_app_id}/deliveries/{delivery_id}/resend", operation_id = "resend_delivery", tag = "deliveries",
     params(("api_app_id" = String, Path), ("delivery_id" = String, Path)),
     responses((status = 200, description = "Envelope without data")))]
 pub async fn resend(

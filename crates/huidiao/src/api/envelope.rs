@@ -41,6 +41,13 @@ fn envelope<T: Serialize>(status: StatusCode, code: i32, msg: &str, data: Option
     (status, Json(Envelope { code, msg, data, detail })).into_response()
 }
 
+/// The envelope of an error as bytes, for answers written below the router
+/// ([`super::parse_refusals`]).
+pub fn error_body(code: i32, msg: &str, logid: &str) -> Vec<u8> {
+    let envelope = Envelope::<()> { code, msg, data: None, detail: Detail { logid: logid.to_owned() } };
+    serde_json::to_vec(&envelope).expect("an envelope serialises")
+}
+
 /// A successful answer, with or without `data`.
 pub struct Reply<T>(Option<T>);
 
@@ -68,6 +75,9 @@ impl IntoResponse for ApiError {
         let mut response = envelope::<()>(self.status, self.code as i32, &self.msg, None);
         if let Some(seconds) = self.retry_after {
             response.headers_mut().insert(axum::http::header::RETRY_AFTER, seconds.into());
+        }
+        if let Some(detail) = self.storage_full {
+            response.extensions_mut().insert(crate::error::StorageFull(detail));
         }
         response
     }

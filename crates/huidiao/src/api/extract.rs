@@ -16,7 +16,7 @@ use super::AppState;
 use crate::domain::tenancy::Caller;
 use crate::domain::tokens::{pat_lookup_key, token_matches};
 use crate::error::ApiError;
-use crate::ids::now_ms;
+use crate::ids::{now_ms, parse_canonical_id};
 
 /// The largest body a route accepts, set per router as an extension.
 #[derive(Debug, Clone, Copy)]
@@ -32,37 +32,61 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for JsonBody<T> {
     type Rejection = ApiError;
 
     async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
-        let limit = req.extensions().get::<BodyLimit>().map_or(usize::MAX, |l| l.0);
-        let too_large = || {
-            ApiError::bad_request(format!(
-                "request body is larger than this server accepts ({limit} bytes; see --max-body-bytes)"
-            ))
-            .with_status(StatusCode::PAYLOAD_TOO_LARGE)
-        };
-        let announced = req
-            .headers()
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<u64>().ok());
-        if announced.is_some_and(|length| length > limit as u64) {
-            return Err(too_large());
-        }
-        let bytes = http_body_util::Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
-            if e.is::<http_body_util::LengthLimitError>() {
-                too_large()
-            } else {
-                ApiError::bad_request(format!("could not read the request body: {e}"))
-            }
-        })?;
-        parse_json_body(&bytes.to_bytes()).map(JsonBody)
+        parse_json_body(&read_body(req).await?).map(JsonBody)
     }
+}
+
+/// A JSON body like [`JsonBody`] whose every field is optional: an empty body, or `null`, is
+/// `T::default()`.
+pub struct OptionalJsonBody<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJsonBody<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, _: &S) -> Result<Self, ApiError> {
+        let bytes = read_body(req).await?;
+        if matches!(bytes.trim_ascii(), b"" | b"null") {
+            return Ok(OptionalJsonBody(T::default()));
+        }
+        parse_json_body(&bytes).map(OptionalJsonBody)
+    }
+}
+
+/// The whole body, bounded by the route's [`BodyLimit`] (413 with the envelope past it).
+async fn read_body(req: Request) -> Result<axum::body::Bytes, ApiError> {
+    let limit = req.extensions().get::<BodyLimit>().map_or(usize::MAX, |l| l.0);
+    let too_large = || {
+        ApiError::bad_request(format!(
+            "request body is larger than this server accepts ({limit} bytes; see --max-body-bytes)"
+        ))
+        .with_status(StatusCode::PAYLOAD_TOO_LARGE)
+    };
+    let announced = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if announced.is_some_and(|length| length > limit as u64) {
+        return Err(too_large());
+    }
+    let bytes = http_body_util::Limited::new(req.into_body(), limit).collect().await.map_err(|e| {
+        if e.is::<http_body_util::LengthLimitError>() {
+            too_large()
+        } else {
+            ApiError::bad_request(format!("could not read the request body: {e}"))
+        }
+    })?;
+    Ok(bytes.to_bytes())
 }
 
 /// Parses a whole request body into `T`, as [`JsonBody`] does once it has the bytes: an empty
 /// body, bad syntax, a wrong type, a missing or unknown field or invalid UTF-8 is a 4000.
 pub fn parse_json_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
-    if bytes.iter().all(u8::is_ascii_whitespace) {
-        return Err(ApiError::bad_request("request body must be a JSON object, and it is empty"));
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        None => return Err(ApiError::bad_request("request body must be a JSON object, and it is empty")),
+        // serde would also read a struct from an array of its fields in order.
+        Some(b'{') => {}
+        Some(_) => return Err(ApiError::bad_request("request body must be a JSON object ({...})")),
     }
     serde_json::from_slice(bytes).map_err(|e| ApiError::bad_request(format!("invalid JSON body: {e}")))
 }
@@ -107,13 +131,32 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for PathPar
 pub enum IdValue {
     Text(String),
     Number(i64),
+    /// A number written with a fraction part, e.g. `42.0`; only whole ones name an id.
+    Fractional(f64),
+}
+
+/// A whole number written as `42.0` or `4.2e1`, as i64; `None` for `42.5` or outside i64
+/// (`i64::MAX as f64` is 2^63, just past it).
+fn whole(f: f64) -> Option<i64> {
+    (f.fract() == 0.0 && f >= i64::MIN as f64 && f < i64::MAX as f64).then_some(f as i64)
+}
+
+/// Reads an optional integer field. JSON Schema counts `42.0` as an integer, so a
+/// schema-driven client may send one; it is taken as 42, while `42.5` is refused.
+pub fn whole_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<i64>, D::Error> {
+    let Some(n) = Option::<serde_json::Number>::deserialize(d)? else { return Ok(None) };
+    n.as_i64()
+        .or_else(|| n.as_f64().and_then(whole))
+        .map(Some)
+        .ok_or_else(|| serde::de::Error::custom(format!("{n} is not a whole number")))
 }
 
 impl IdValue {
     pub fn parse(&self, field: &str) -> Result<i64, ApiError> {
         let id = match self {
-            IdValue::Text(text) => text.trim().parse::<i64>().ok(),
+            IdValue::Text(text) => parse_canonical_id(text),
             IdValue::Number(n) => Some(*n),
+            IdValue::Fractional(f) => whole(*f),
         };
         id.filter(|id| *id > 0).ok_or_else(|| {
             ApiError::bad_request(format!("{field} must be a decimal id such as \"7512045450401153075\""))
@@ -124,10 +167,7 @@ impl IdValue {
 /// Parses a decimal id from a path segment; anything else cannot name a resource, so it is the
 /// same 4200 as an id that does not exist.
 pub fn parse_id(what: &str, raw: &str) -> Result<i64, ApiError> {
-    raw.parse::<i64>()
-        .ok()
-        .filter(|id| *id > 0)
-        .ok_or_else(|| ApiError::not_found(format!("{what} {raw:?} not found")))
+    parse_canonical_id(raw).ok_or_else(|| ApiError::not_found(format!("{what} {raw:?} not found")))
 }
 
 /// The peer address of the connection, when the server was started with it.
@@ -155,23 +195,24 @@ async fn authenticate_pat(state: &AppState, token: &str) -> Result<Caller, ApiEr
     let unknown =
         || ApiError::unauthenticated("unknown token; use a personal access token issued by the operator");
     let lookup_key = pat_lookup_key(token).ok_or_else(unknown)?;
-    let grant = state.store.find_token(lookup_key).await?.ok_or_else(unknown)?;
-    if !token_matches(token, &grant.token.secret_hash) {
+    let found = state.store.find_token(lookup_key).await?.ok_or_else(unknown)?;
+    if !token_matches(token, &found.token.secret_hash) {
         return Err(unknown());
     }
-    if grant.token.revoked {
+    if found.token.revoked {
         return Err(ApiError::unauthenticated("this token has been revoked"));
     }
-    if grant.token.expires_at.is_some_and(|at| at <= now_ms()) {
+    if found.token.expires_at.is_some_and(|at| at <= now_ms()) {
         return Err(ApiError::unauthenticated("this token has expired; ask the operator for a new one"));
     }
     Ok(Caller {
-        user_id: grant.user.id,
-        account_id: grant.user.account_id,
-        edition: grant.edition,
-        role: grant.user.role,
-        token_id: grant.token.id,
-        permissions: grant.token.permissions,
+        user_id: found.user.id,
+        account_id: found.user.account_id,
+        edition: found.edition,
+        role: found.user.role,
+        plugin_developer: found.user.plugin_developer,
+        token_id: found.token.id,
+        permissions: found.token.permissions,
     })
 }
 

@@ -1,11 +1,14 @@
 //! Rate limiting per token: each personal access token, and the admin token, may make a steady
 //! number of requests per second with a burst on top. Over that, requests answer 4013 (HTTP 429)
 //! with `Retry-After`. Failed authentications are limited per client address the same way, so a
-//! client guessing or replaying bad tokens is slowed without ever refusing a valid token. The
+//! client guessing or replaying bad tokens is slowed without ever refusing a valid token. An IPv6
+//! client is counted by its /64, the block one host is usually given, and addresses that have not
+//! failed lately are forgotten, so the table stays as small as the set of recent offenders. The
 //! limits are kept in memory, per node.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv6Addr};
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
@@ -24,7 +27,26 @@ pub enum RateKey {
 pub struct RateLimits {
     per_token: Option<DefaultKeyedRateLimiter<RateKey>>,
     failed_auth_per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
+    /// Failed authentications counted so far, which time the pruning of the address table.
+    failures: AtomicU64,
     clock: DefaultClock,
+}
+
+/// The address table drops the addresses whose limit has fully recovered once per this many
+/// failed authentications: its size follows the addresses that failed in the last few seconds,
+/// at a cost per failure that stays small.
+const PRUNE_EVERY: u64 = 1024;
+
+/// What a client address is counted as: an IPv6 address by its /64 (one host can use all of it),
+/// an IPv4-mapped one as the IPv4 address.
+fn address_key(address: IpAddr) -> IpAddr {
+    match address {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(Ipv6Addr::from(v6.to_bits() & !u128::from(u64::MAX))),
+        },
+        v4 => v4,
+    }
 }
 
 /// A keyed limiter of `per_second` with bursts of `burst` (at least `per_second`); 0 is none.
@@ -43,6 +65,7 @@ impl RateLimits {
         RateLimits {
             per_token: keyed(per_second, burst),
             failed_auth_per_address: keyed(failed_auth_per_second, failed_auth_per_second.saturating_mul(2)),
+            failures: AtomicU64::new(0),
             clock: DefaultClock::default(),
         }
     }
@@ -62,7 +85,11 @@ impl RateLimits {
         if failure.code != ErrorCode::Unauthenticated {
             return failure;
         }
-        match limiter.check_key(&address) {
+        if self.failures.fetch_add(1, Ordering::Relaxed) % PRUNE_EVERY == PRUNE_EVERY - 1 {
+            limiter.retain_recent();
+            limiter.shrink_to_fit();
+        }
+        match limiter.check_key(&address_key(address)) {
             Ok(()) => failure,
             Err(not_until) => self.refusal(
                 "too many failed authentications from this address",
@@ -101,6 +128,38 @@ mod tests {
         for _ in 0..1000 {
             assert!(limits.check(RateKey::Admin).is_ok());
         }
+    }
+
+    #[test]
+    fn addresses_that_stopped_failing_are_forgotten() {
+        let limits = RateLimits::new(0, 0, 1000);
+        let unknown = || ApiError::unauthenticated("unknown token");
+        for i in 0..PRUNE_EVERY - 1 {
+            limits.failed_auth(Some(IpAddr::V4((0x0a00_0000 + i as u32).into())), unknown());
+        }
+        let table = limits.failed_auth_per_address.as_ref().unwrap();
+        assert_eq!(table.len(), PRUNE_EVERY as usize - 1);
+        // At 1000 per second one failure is forgotten after a millisecond.
+        std::thread::sleep(Duration::from_millis(20));
+        limits.failed_auth(Some("10.255.0.1".parse().unwrap()), unknown());
+        assert!(table.len() <= 1, "{} addresses kept", table.len());
+    }
+
+    #[test]
+    fn an_ipv6_host_is_counted_by_its_64() {
+        let limits = RateLimits::new(0, 0, 1);
+        let unknown = || ApiError::unauthenticated("unknown token");
+        for host in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9"] {
+            assert_eq!(
+                limits.failed_auth(Some(host.parse().unwrap()), unknown()).code,
+                ErrorCode::Unauthenticated
+            );
+        }
+        let same_64 = limits.failed_auth(Some("2001:db8:1:2:dead:beef::1".parse().unwrap()), unknown());
+        assert_eq!(same_64.code, ErrorCode::RateLimited);
+        let other_64 = limits.failed_auth(Some("2001:db8:1:3::1".parse().unwrap()), unknown());
+        assert_eq!(other_64.code, ErrorCode::Unauthenticated);
+        assert_eq!(address_key("::ffff:10.0.0.1".parse().unwrap()), "10.0.0.1".parse::<IpAddr>().unwrap());
     }
 
     #[test]

@@ -1,12 +1,12 @@
 //! Service endpoints for operators and orchestrators: liveness, readiness, the OpenAPI document.
 
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{header, StatusCode};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::{Json, Router};
 use serde::Serialize;
-use utoipa::{OpenApi, ToSchema};
+use utoipa::ToSchema;
 
 use super::envelope::{ApiResult, Reply};
 use super::AppState;
@@ -26,20 +26,36 @@ pub struct Status {
 }
 
 /// The process is up.
-#[utoipa::path(get, path = "/healthz", tag = "service", responses((status = 200, body = Status)))]
+#[utoipa::path(get, path = "/healthz", operation_id = "get_health", tag = "service", security(()), responses((status = 200, body = Status)))]
 pub async fn healthz() -> ApiResult<Status> {
     Ok(Reply::data(Status { status: "ok" }))
 }
 
-/// Storage answers; 5000 with the envelope when it does not.
-#[utoipa::path(get, path = "/readyz", tag = "service", responses((status = 200, body = Status)))]
+/// Ready when storage answers and nothing holds the node back (a background task down or
+/// restarting too often, the disk full, the recorder unable to write results); otherwise 5000
+/// with HTTP 503 and every reason in `msg`.
+#[utoipa::path(get, path = "/readyz", operation_id = "get_readiness", tag = "service", security(()), responses((status = 200, body = Status)))]
 pub async fn readyz(State(state): State<AppState>) -> ApiResult<Status> {
-    state.store.ping().await.map_err(ApiError::from)?;
+    let mut reasons = state.health.reasons();
+    if let Err(e) = state.store.ping().await {
+        tracing::error!(error = %e, "readiness: storage does not answer");
+        reasons.push("storage does not answer; the server log has the details".to_owned());
+    }
+    if state.metrics.recorder_stalled() {
+        reasons.push(
+            "the delivery recorder cannot write attempt results to storage and is retrying; the server log says why"
+                .to_owned(),
+        );
+    }
+    if !reasons.is_empty() {
+        return Err(ApiError::internal(format!("not ready: {}", reasons.join("; ")))
+            .with_status(StatusCode::SERVICE_UNAVAILABLE));
+    }
     Ok(Reply::data(Status { status: "ready" }))
 }
 
 /// Prometheus metrics in the OpenMetrics text format.
-#[utoipa::path(get, path = "/metrics", tag = "service", responses((status = 200, description = "OpenMetrics text")))]
+#[utoipa::path(get, path = "/metrics", operation_id = "get_metrics", tag = "service", security(()), responses((status = 200, description = "OpenMetrics text")))]
 pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse, ApiError> {
     let depth = state.store.pending_count().await?;
     Ok((
@@ -49,7 +65,7 @@ pub async fn metrics(State(state): State<AppState>) -> Result<impl IntoResponse,
 }
 
 /// The OpenAPI 3 document of every endpoint, generated from the code.
-#[utoipa::path(get, path = "/openapi.json", tag = "service", responses((status = 200, description = "OpenAPI 3 document")))]
-pub async fn openapi() -> Json<utoipa::openapi::OpenApi> {
-    Json(super::openapi::ApiDoc::openapi())
+#[utoipa::path(get, path = "/openapi.json", operation_id = "get_openapi_document", tag = "service", security(()), responses((status = 200, description = "OpenAPI 3 document")))]
+pub async fn openapi() -> Json<serde_json::Value> {
+    Json(super::openapi::document())
 }

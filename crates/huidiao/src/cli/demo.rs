@@ -99,9 +99,11 @@ async fn receive(State(receiver): State<Receiver>, headers: HeaderMap, body: Byt
 /// An example `event` object for each type, with the fields coze-callbacks.md §4 documents.
 fn sample_event(event_type: EventType) -> Value {
     match event_type {
-        EventType::BotPublished => {
-            json!({"user_id": "2102717852", "bot_id": "7512045450401153075", "bot_name": "旅行助手", "description": "帮你规划行程"})
-        }
+        // Numbers, as Coze's own sample receiver reads them.
+        EventType::BotPublished => json!({
+            "user_id": 2102717852_i64, "bot_id": 7512045450401153075_i64, "bot_name": "旅行助手",
+            "description": "帮你规划行程"
+        }),
         EventType::BotDeleted => {
             json!({"bot_id": "7512045450401153075", "bot_name": "旅行助手", "user_id": "2102717852"})
         }
@@ -190,7 +192,7 @@ async fn walk_through(
 ) -> Result<(), String> {
     let client = Client::new(base);
     let account = client
-        .call(Method::POST, "/admin/v1/accounts", admin, Some(json!({"name": "Demo", "edition": "personal"})))
+        .call(Method::POST, "/admin/v1/accounts", admin, Some(json!({"name": "Demo", "edition": "team"})))
         .await?;
     let account_id = account["id"].as_str().unwrap_or_default().to_owned();
     let user = client
@@ -198,7 +200,8 @@ async fn walk_through(
             Method::POST,
             &format!("/admin/v1/accounts/{account_id}/users"),
             admin,
-            Some(json!({"name": "demo"})),
+            // A team admin marked plugin developer may subscribe to every type (coze-callbacks.md §6).
+            Some(json!({"name": "demo", "role": "admin", "plugin_developer": true})),
         )
         .await?;
     let user_id = user["id"].as_str().unwrap_or_default();

@@ -1,22 +1,22 @@
 //! `huidiao event publish`: publish one event to a running server from a shell or a script.
 
-use std::path::PathBuf;
-
 use clap::Args;
 use reqwest::Method;
 use serde_json::{json, Value};
 
-use super::client::Client;
-use crate::config::ADMIN_TOKEN_ENV;
+use super::client::Connection;
 
 #[derive(Debug, Args)]
 pub struct PublishArgs {
-    /// The server's base URL.
-    #[arg(long, env = "HUIDIAO_URL", default_value = "http://127.0.0.1:8080")]
-    pub server: String,
-    /// Where the admin token is when HUIDIAO_ADMIN_TOKEN is unset.
-    #[arg(long, default_value = "./huidiao-data/admin-token")]
-    pub admin_token_file: PathBuf,
+    #[command(flatten)]
+    pub connection: Connection,
+    #[command(flatten)]
+    pub event: EventArgs,
+}
+
+/// The event to publish.
+#[derive(Debug, Args)]
+pub struct EventArgs {
     /// The event type, e.g. bot.published.
     #[arg(long = "type")]
     pub event_type: String,
@@ -32,6 +32,10 @@ pub struct PublishArgs {
     /// When the event happened, ms since the epoch (default: now).
     #[arg(long)]
     pub created_at: Option<i64>,
+    /// A key that makes retrying safe: publishing it again (within the server's
+    /// --idempotency-window) answers the first event, marked "duplicate": true.
+    #[arg(long)]
+    pub idempotency_key: Option<String>,
 }
 
 fn read_event(raw: &str) -> Result<Value, String> {
@@ -46,20 +50,8 @@ fn read_event(raw: &str) -> Result<Value, String> {
     serde_json::from_str(&text).map_err(|e| format!("--event is not JSON: {e}"))
 }
 
-fn admin_token(file: &PathBuf) -> Result<String, String> {
-    match std::env::var(ADMIN_TOKEN_ENV) {
-        Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_owned()),
-        _ => std::fs::read_to_string(file).map(|t| t.trim().to_owned()).map_err(|e| {
-            format!(
-                "set {ADMIN_TOKEN_ENV} or point --admin-token-file at the server's admin-token ({}: {e})",
-                file.display()
-            )
-        }),
-    }
-}
-
-/// Publishes and prints the answer's `data` (`{"id", "deliveries"}`) as JSON on standard output.
-pub async fn run(args: PublishArgs) -> Result<(), String> {
+/// Publishes the event and answers the answer's `data` (`{"id", "deliveries", "duplicate"}`).
+pub async fn publish(connection: &Connection, args: &EventArgs) -> Result<Value, String> {
     let mut body = json!({
         "event_type": args.event_type,
         "coze_account_id": args.account,
@@ -71,8 +63,15 @@ pub async fn run(args: PublishArgs) -> Result<(), String> {
     if let Some(created_at) = args.created_at {
         body["created_at"] = json!(created_at);
     }
-    let token = admin_token(&args.admin_token_file)?;
-    let data = Client::new(&args.server).call(Method::POST, "/admin/v1/events", &token, Some(body)).await?;
-    println!("{data}");
+    if let Some(key) = &args.idempotency_key {
+        body["idempotency_key"] = json!(key);
+    }
+    let token = connection.admin_token()?;
+    connection.client().call(Method::POST, "/admin/v1/events", &token, Some(body)).await
+}
+
+/// Publishes and prints the answer's `data` as JSON on standard output.
+pub async fn run(args: PublishArgs) -> Result<(), String> {
+    println!("{}", publish(&args.connection, &args.event).await?);
     Ok(())
 }

@@ -3,6 +3,8 @@
 
 use std::time::Duration;
 
+use crate::domain::pausing::{auto_disable, gone_reason, AppPause};
+
 /// Longest `Retry-After` honoured; a receiver asking for more waits this long.
 pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(3600);
 
@@ -14,16 +16,23 @@ pub struct RetryPolicy {
     /// Each delay is spread uniformly over ± this fraction, so that deliveries failed together
     /// do not retry together.
     pub jitter: f64,
+    /// An app whose attempts have all failed for this long is paused (`--disable-after`);
+    /// `None` never pauses one.
+    pub disable_after: Option<Duration>,
 }
 
 /// The default schedule: about 5 s, 30 s, 2 min, 10 min, 30 min, 1 h, 3 h, 6 h, 12 h, 24 h.
 pub const DEFAULT_SCHEDULE: &str = "5s,30s,2m,10m,30m,1h,3h,6h,12h,24h";
+
+/// How long an app may fail every attempt before it is paused, by default.
+pub const DEFAULT_DISABLE_AFTER: Duration = Duration::from_secs(5 * 86_400);
 
 impl Default for RetryPolicy {
     fn default() -> Self {
         RetryPolicy {
             schedule: parse_schedule(DEFAULT_SCHEDULE).expect("the default schedule parses"),
             jitter: 0.1,
+            disable_after: Some(DEFAULT_DISABLE_AFTER),
         }
     }
 }
@@ -45,6 +54,21 @@ impl RetryPolicy {
         }
         let spread = 1.0 + self.jitter * (2.0 * unit_random.clamp(0.0, 1.0) - 1.0);
         Some(scheduled.mul_f64(spread.max(0.0)))
+    }
+
+    /// Whether an attempt that failed at `failed_at` (ms) pauses its app: a receiver that answered
+    /// 410 Gone has gone for good; otherwise the app is paused once every attempt has failed for
+    /// [`RetryPolicy::disable_after`] since `failing_since`.
+    pub fn pause_after_failure(
+        &self,
+        gone: bool,
+        failing_since: Option<i64>,
+        failed_at: i64,
+    ) -> Option<AppPause> {
+        if gone {
+            return Some(AppPause { reason: gone_reason(failed_at), failing_since: None });
+        }
+        auto_disable(failing_since, failed_at, self.disable_after?)
     }
 
     /// Attempts a delivery gets in all: the first plus one per scheduled retry.

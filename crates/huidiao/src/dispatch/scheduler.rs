@@ -8,23 +8,31 @@
 //! not held up by storage: the next leased delivery of an app starts as soon as a push ends, while
 //! results are recorded and windows refilled in the background.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{mpsc, OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
+use tracing::{Instrument, Span};
 
 use super::app_limits::AppLimits;
-use super::attempt::judge;
+use super::attempt::{add_notifications, judge};
+use super::guard::Outbound;
+use super::recording::{write_all, Tally};
 use super::retry::RetryPolicy;
 use super::sender::{self, Push};
-use super::Wake;
+use super::spans;
+use crate::disk::DiskWatch;
+use crate::domain::attempts::AttemptResult;
 use crate::domain::delivery::{lease_covers, push_timeout};
+use crate::domain::delivery::{LeaseRequest, LeasedDelivery};
 use crate::ids::now_ms;
 use crate::metrics::{Metrics, Outcome};
-use crate::store::{AttemptResult, LeaseRequest, LeasedDelivery, Store};
+use crate::store::Store;
+use crate::telemetry;
+use crate::wake::Wake;
 
 /// How the scheduler works; every field comes from [`crate::config::DeliveryConfig`].
 #[derive(Debug, Clone)]
@@ -40,9 +48,10 @@ pub struct Settings {
     pub lease_duration: Duration,
     /// Longest sleep when nothing is due and nothing wakes the scheduler.
     pub idle_poll: Duration,
-    pub allow_private: bool,
     /// This node's number, which marks its leases.
     pub node: i64,
+    /// `--failing-after` when operator notifications are on (`--operator-webhook-url`).
+    pub failing_after: Option<u32>,
 }
 
 /// Deliveries of one app leased per push slot: enough queued behind the pushes in flight to keep
@@ -60,15 +69,49 @@ pub const MIN_LEASE_DURATION: Duration = Duration::from_secs(30);
 /// pushes do not wait for it, since each app's window queues more behind them.
 const RECORD_LINGER: Duration = Duration::from_millis(2);
 
-/// A finished attempt on its way to the recorder, with the permit it holds until it is recorded.
-type Finished = (AttemptResult, OwnedSemaphorePermit);
+/// A finished attempt on its way to the recorder, with the permit and the hold on its lease that
+/// it keeps until it is recorded.
+type Finished = (AttemptResult, OwnedSemaphorePermit, Held);
+
+/// Deliveries this node leased and has not recorded yet.
+type LeasedSet = Arc<Mutex<HashSet<i64>>>;
+
+/// This node's hold on one leased delivery, let go when dropped: after its result is recorded,
+/// or wherever a task holding it ends early (a panic, a lease too short to push in). A delivery
+/// let go unrecorded falls due when its lease ends and is leased afresh.
+struct Held {
+    leased: LeasedSet,
+    id: i64,
+    armed: bool,
+    /// The delivery's `record` span (see [`spans`]), which ends with the hold.
+    record_span: Span,
+}
+
+impl Held {
+    fn new(leased: &LeasedSet, id: i64) -> Self {
+        Held { leased: leased.clone(), id, armed: true, record_span: Span::none() }
+    }
+
+    /// Keeps the delivery among the leased ones, whose leases the recorder gives back at shutdown.
+    fn keep(mut self) {
+        self.armed = false;
+    }
+}
+
+impl Drop for Held {
+    fn drop(&mut self) {
+        if self.armed {
+            self.leased.lock().expect("leased lock").remove(&self.id);
+        }
+    }
+}
 
 /// Attempt results recorded per storage transaction, at most.
 const RECORD_BATCH: usize = 512;
 
 pub struct Scheduler {
     store: Arc<dyn Store>,
-    http: reqwest::Client,
+    http: Outbound,
     metrics: Arc<Metrics>,
     settings: Settings,
     wake: Wake,
@@ -78,18 +121,26 @@ pub struct Scheduler {
     /// duplicates a node that dies can cause.
     unrecorded: Arc<Semaphore>,
     apps: Arc<AppLimits>,
-    /// Deliveries this node leased and has not recorded yet.
-    leased: Mutex<HashSet<i64>>,
+    /// Told of storage errors, so that a full disk is noticed whoever meets it first.
+    disk: Arc<DiskWatch>,
+    leased: LeasedSet,
+    /// Pushes started by the lease loop; the recorder waits for them at shutdown.
+    pushes: TaskTracker,
+    results_tx: mpsc::UnboundedSender<Finished>,
+    /// Taken by the recorder while it runs, so a restarted recorder picks up where it stopped.
+    results_rx: tokio::sync::Mutex<mpsc::UnboundedReceiver<Finished>>,
 }
 
 impl Scheduler {
     pub fn new(
         store: Arc<dyn Store>,
-        http: reqwest::Client,
+        http: Outbound,
         metrics: Arc<Metrics>,
         settings: Settings,
         wake: Wake,
+        disk: Arc<DiskWatch>,
     ) -> Self {
+        let (results_tx, results_rx) = mpsc::unbounded_channel();
         Scheduler {
             global: Arc::new(Semaphore::new(settings.max_in_flight)),
             unrecorded: Arc::new(Semaphore::new(4 * settings.max_in_flight)),
@@ -99,22 +150,24 @@ impl Scheduler {
             metrics,
             settings,
             wake,
-            leased: Mutex::default(),
+            disk,
+            leased: LeasedSet::default(),
+            pushes: TaskTracker::new(),
+            results_tx,
+            results_rx: tokio::sync::Mutex::new(results_rx),
         }
     }
 
-    /// Runs until `shutdown`, then lets in-flight pushes finish (bounded by their timeouts),
-    /// records them, and gives back any lease still held.
+    /// The lease loop: leases due deliveries and starts their pushes until `shutdown`. The
+    /// recorder ([`Scheduler::record`], a task of its own) lets the pushes finish and records them.
     pub async fn run(self: Arc<Self>, shutdown: CancellationToken) {
-        let (results_tx, results_rx) = mpsc::unbounded_channel();
-        let recorder = tokio::spawn(self.clone().record(results_rx, shutdown.clone()));
-        let tracker = TaskTracker::new();
         while !shutdown.is_cancelled() {
             let leased_at = now_ms();
             let leased = self.lease_once(leased_at).await;
             let full_batch = leased.len() == self.settings.lease_batch;
             for delivery in leased {
-                tracker.spawn(self.clone().deliver(delivery, results_tx.clone(), shutdown.clone()));
+                let span = spans::deliver(&delivery);
+                self.pushes.spawn(self.clone().deliver(delivery, shutdown.clone()).instrument(span));
             }
             if !full_batch {
                 let pause = self.pause(leased_at).await;
@@ -123,16 +176,6 @@ impl Scheduler {
                     _ = self.wake.woken() => {},
                     _ = tokio::time::sleep(pause) => {},
                 }
-            }
-        }
-        tracker.close();
-        tracker.wait().await;
-        drop(results_tx);
-        let _ = recorder.await;
-        let unfinished: Vec<i64> = self.leased.lock().expect("leased lock").iter().copied().collect();
-        if !unfinished.is_empty() {
-            if let Err(e) = self.store.release_leases(unfinished, now_ms()).await {
-                tracing::warn!(error = %e, "could not give leases back; they expire by themselves");
             }
         }
     }
@@ -165,6 +208,7 @@ impl Scheduler {
                 leased.into_iter().filter(|d| held.insert(d.id)).collect()
             }
             Err(e) => {
+                self.disk.saw(&e);
                 tracing::error!(error = %e, "leasing deliveries failed; retrying shortly");
                 Vec::new()
             }
@@ -188,41 +232,44 @@ impl Scheduler {
     /// Sends one delivery once its app has a free slot, the node has room for one more
     /// unrecorded push and a global permit is free, and hands the result to the recorder. A
     /// delivery still waiting at shutdown is not sent; its lease is given back.
-    async fn deliver(
-        self: Arc<Self>,
-        delivery: LeasedDelivery,
-        results: mpsc::UnboundedSender<Finished>,
-        shutdown: CancellationToken,
-    ) {
+    async fn deliver(self: Arc<Self>, delivery: LeasedDelivery, shutdown: CancellationToken) {
+        let mut held = Held::new(&self.leased, delivery.id);
+        let span = Span::current();
         let slots = async {
             let app_slot = self.apps.acquire(delivery.app_id, delivery.max_per_second).await;
             let unrecorded = self.unrecorded.clone().acquire_owned().await.ok()?;
             let permit = self.global.clone().acquire_owned().await.ok()?;
             Some((app_slot, permit, unrecorded))
-        };
+        }
+        .instrument(spans::lease(&span, delivery.lease_until));
         let slots = tokio::select! {
             slots = slots => slots,
             _ = shutdown.cancelled() => None,
         };
-        let Some((app_slot, permit, unrecorded)) = slots else { return };
+        let Some((app_slot, permit, unrecorded)) = slots else { return held.keep() };
         let started_at = now_ms();
-        let timeout = push_timeout(delivery.app_type, delivery.event_type);
+        let timeout = push_timeout(delivery.event_type);
         if !lease_covers(started_at, timeout, delivery.lease_until) {
             // It waited so long in its app's window that the lease could run out mid-push and
-            // another node send it too. It falls due when the lease ends and is leased afresh.
-            self.leased.lock().expect("leased lock").remove(&delivery.id);
+            // another node send it too. Dropping the hold lets it be leased afresh.
             return;
         }
         let _in_flight = self.metrics.in_flight();
+        let push_span = spans::push(&span);
         let push = Push {
             url: &delivery.callback_url,
             verify_token: &delivery.verify_token,
             event_id: &delivery.event_key,
             body: delivery.body.clone(),
             timeout,
+            traceparent: telemetry::traceparent(&push_span),
         };
-        let outcome = sender::send(&self.http, self.settings.allow_private, push).await;
-        let (result, metric) = judge(&delivery, &outcome, &self.settings.retry, started_at);
+        let outcome = sender::send(&self.http, push).instrument(push_span.clone()).await;
+        spans::answered(&push_span, &outcome);
+        let (mut result, metric) = judge(&delivery, &outcome, &self.settings.retry, started_at);
+        if let Some(failing_after) = self.settings.failing_after {
+            add_notifications(&delivery, &mut result, failing_after);
+        }
         self.metrics.attempt(metric, outcome.latency.as_secs_f64());
         if metric != Outcome::Succeeded {
             tracing::info!(
@@ -233,22 +280,42 @@ impl Scheduler {
                 "delivery attempt failed"
             );
         }
+        if let Some(pause) = &result.pause {
+            // Storage applies it with the attempt, unless the app succeeded meanwhile.
+            tracing::warn!(api_app_id = delivery.app_id, reason = %pause.reason, "pausing the app");
+        }
         drop((app_slot, permit));
-        let _ = results.send((result, unrecorded));
+        held.record_span = spans::record(&span);
+        let _ = self.results_tx.send((result, unrecorded, held));
     }
 
     /// Records results in batches: whatever arrived while the previous batch was being written
-    /// goes into the next transaction. A failed write is retried, so no result is dropped while
-    /// the process runs; at shutdown it gives up after a few tries rather than hang, and the
-    /// leases, which it still holds, expire and the deliveries are sent again (at least once).
-    async fn record(
-        self: Arc<Self>,
-        mut results: mpsc::UnboundedReceiver<Finished>,
-        shutdown: CancellationToken,
-    ) {
+    /// goes into the next transaction. A result storage refuses is stored without the receiver's
+    /// answer ([`recording`](super::recording)), so it never holds up the others. While storage
+    /// cannot write, the rest is retried and the recorder shows as stalled (`/readyz`,
+    /// `/metrics`), as it does after a batch of which storage refused some results altogether; so
+    /// no result is dropped while the process runs. At shutdown it waits for the pushes in flight
+    /// (bounded by their timeouts), gives up on a write after a few tries rather than hang (those
+    /// deliveries are sent again: at least once), and gives back the leases of deliveries it has
+    /// not recorded.
+    pub async fn record(self: Arc<Self>, shutdown: CancellationToken) {
         const TRIES_AT_SHUTDOWN: u32 = 3;
+        let mut results = self.results_rx.lock().await;
         let mut batch = Vec::with_capacity(RECORD_BATCH);
-        while results.recv_many(&mut batch, RECORD_BATCH).await > 0 {
+        'recording: loop {
+            tokio::select! {
+                biased;
+                _ = results.recv_many(&mut batch, RECORD_BATCH) => {},
+                _ = self.pushes_ended(&shutdown) => {
+                    while batch.len() < RECORD_BATCH {
+                        let Ok(result) = results.try_recv() else { break };
+                        batch.push(result);
+                    }
+                    if batch.is_empty() {
+                        break 'recording;
+                    }
+                }
+            }
             if batch.len() < RECORD_BATCH {
                 tokio::time::sleep(RECORD_LINGER).await;
                 while batch.len() < RECORD_BATCH {
@@ -256,28 +323,52 @@ impl Scheduler {
                     batch.push(result);
                 }
             }
-            let (records, permits): (Vec<AttemptResult>, Vec<OwnedSemaphorePermit>) =
-                std::mem::take(&mut batch).into_iter().unzip();
-            let ids: Vec<i64> = records.iter().map(|r| r.delivery_id).collect();
+            let mut pending = Vec::with_capacity(batch.len());
+            let mut holds = HashMap::with_capacity(batch.len());
+            for (record, permit, held) in batch.drain(..) {
+                holds.insert(record.delivery_id, (permit, held));
+                pending.push(record);
+            }
             let mut backoff = Duration::from_millis(50);
             let mut tries = 0;
-            while let Err(e) = self.store.record_attempts(records.clone()).await {
+            let mut tally = Tally::default();
+            // A recorded delivery may be leased again at once (a retry soon due): its hold is let go
+            // as soon as its transaction commits, so it is not taken for one still queued here.
+            while let Err(e) = write_all(self.store.as_ref(), &mut pending, &mut tally, |done| {
+                done.iter().for_each(|result| drop(holds.remove(&result.delivery_id)))
+            })
+            .await
+            {
+                self.metrics.set_recorder_stalled(true);
                 tries += 1;
                 if shutdown.is_cancelled() && tries >= TRIES_AT_SHUTDOWN {
                     tracing::error!(error = %e, "could not record attempts before stopping; they will be sent again");
-                    return;
+                    holds.into_values().for_each(|(_, held)| held.keep());
+                    break 'recording;
                 }
+                self.disk.saw(&e);
                 tracing::error!(error = %e, "recording attempts failed; retrying");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
             }
-            drop(permits);
-            let mut leased = self.leased.lock().expect("leased lock");
-            for id in ids {
-                leased.remove(&id);
-            }
-            drop(leased);
+            self.metrics.unstorable_results(tally);
+            // A batch that storage took only in part still counts as stalled, until one is whole.
+            self.metrics.set_recorder_stalled(tally.dropped > 0);
             self.wake.wake();
         }
+        drop(results);
+        let unfinished: Vec<i64> = self.leased.lock().expect("leased lock").iter().copied().collect();
+        if !unfinished.is_empty() {
+            if let Err(e) = self.store.release_leases(unfinished, now_ms()).await {
+                tracing::warn!(error = %e, "could not give leases back; they expire by themselves");
+            }
+        }
+    }
+
+    /// Resolves once shutdown has begun and every push has ended.
+    async fn pushes_ended(&self, shutdown: &CancellationToken) {
+        shutdown.cancelled().await;
+        self.pushes.close();
+        self.pushes.wait().await;
     }
 }

@@ -7,9 +7,10 @@ use huidiao_signature as signature;
 use reqwest::header::CONTENT_TYPE;
 use url::Url;
 
-use super::guard::{check_literal_host, PrivateAddressRefused};
+use super::guard::{Outbound, PrivateAddressRefused, Refusal};
 use super::retry::parse_retry_after;
 use crate::ids::{now_ms, random_alphanumeric};
+use crate::telemetry;
 
 /// At most this many bytes of a receiver's answer are read; the rest is never buffered.
 pub const MAX_RESPONSE_BYTES: usize = 64 * 1024;
@@ -22,6 +23,9 @@ pub struct Push<'a> {
     pub event_id: &'a str,
     pub body: Bytes,
     pub timeout: Duration,
+    /// The W3C traceparent of this push's span, sent (and logged with the attempt) when traces
+    /// are exported.
+    pub traceparent: Option<String>,
 }
 
 /// What the receiver answered (any status; the caller decides what counts as success).
@@ -50,7 +54,8 @@ pub enum PushError {
 #[derive(Debug, Clone)]
 pub struct PushOutcome {
     pub latency: Duration,
-    /// The signature headers this attempt carried.
+    /// The headers this attempt carried besides its content type: the signatures and, when
+    /// traced, its `traceparent`.
     pub headers: Vec<(&'static str, String)>,
     pub result: Result<Answer, PushError>,
 }
@@ -75,26 +80,28 @@ pub fn signed_headers(verify_token: &str, event_id: &str, body: &[u8]) -> Vec<(&
 
 /// Sends one push, signed for this attempt, with the whole exchange (connect, send, read)
 /// bounded by `timeout`.
-pub async fn send(client: &reqwest::Client, allow_private: bool, push: Push<'_>) -> PushOutcome {
+pub async fn send(outbound: &Outbound, push: Push<'_>) -> PushOutcome {
     let started = Instant::now();
-    let headers = signed_headers(push.verify_token, push.event_id, &push.body);
-    let result =
-        match tokio::time::timeout(push.timeout, exchange(client, allow_private, &push, &headers)).await {
-            Ok(result) => result,
-            Err(_) => Err(PushError::TimedOut(push.timeout)),
-        };
+    let mut headers = signed_headers(push.verify_token, push.event_id, &push.body);
+    headers.extend(push.traceparent.clone().map(|value| (telemetry::TRACEPARENT, value)));
+    let result = match tokio::time::timeout(push.timeout, exchange(outbound, &push, &headers)).await {
+        Ok(result) => result,
+        Err(_) => Err(PushError::TimedOut(push.timeout)),
+    };
     PushOutcome { latency: started.elapsed(), headers, result }
 }
 
 async fn exchange(
-    client: &reqwest::Client,
-    allow_private: bool,
+    outbound: &Outbound,
     push: &Push<'_>,
     headers: &[(&'static str, String)],
 ) -> Result<Answer, PushError> {
     let url = Url::parse(push.url).map_err(|e| PushError::Other(format!("invalid URL: {e}")))?;
-    check_literal_host(&url, allow_private).map_err(|_| PushError::PrivateAddress)?;
-    let mut request = client.post(url).header(CONTENT_TYPE, "application/json");
+    outbound.check(&url).await.map_err(|refusal| match refusal {
+        Refusal::Private => PushError::PrivateAddress,
+        Refusal::Unresolvable(why) => PushError::Other(why),
+    })?;
+    let mut request = outbound.client.post(url).header(CONTENT_TYPE, "application/json");
     for (name, value) in headers {
         request = request.header(*name, value);
     }
@@ -108,21 +115,24 @@ async fn exchange(
             .and_then(|v| parse_retry_after(v, std::time::SystemTime::now())),
         _ => None,
     };
-    let mut body = Vec::new();
-    while body.len() < MAX_RESPONSE_BYTES {
-        match response.chunk().await {
-            Ok(Some(chunk)) => {
-                body.extend_from_slice(&chunk[..chunk.len().min(MAX_RESPONSE_BYTES - body.len())])
-            }
-            Ok(None) => break,
-            Err(e) => return Err(classify(&e)),
-        }
-    }
+    let body = read_at_most(&mut response, MAX_RESPONSE_BYTES).await.map_err(|e| classify(&e))?;
     Ok(Answer { status, retry_after, body })
 }
 
+/// The first `max` bytes of an answer's body; the rest is never buffered.
+pub async fn read_at_most(response: &mut reqwest::Response, max: usize) -> Result<Vec<u8>, reqwest::Error> {
+    let mut body = Vec::new();
+    while body.len() < max {
+        match response.chunk().await? {
+            Some(chunk) => body.extend_from_slice(&chunk[..chunk.len().min(max - body.len())]),
+            None => break,
+        }
+    }
+    Ok(body)
+}
+
 /// Names the failure in the words the delivery log and verification errors use.
-fn classify(err: &reqwest::Error) -> PushError {
+pub fn classify(err: &reqwest::Error) -> PushError {
     let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
     while let Some(current) = source {
         if current.is::<PrivateAddressRefused>() {

@@ -3,18 +3,15 @@
 
 use serde_json::json;
 
+use super::guard::Outbound;
 use super::sender::{self, Push, PushError};
 use crate::config::URL_VERIFICATION_TIMEOUT;
 use crate::ids::{now_ms, random_alphanumeric};
+use crate::telemetry;
 
 /// Sends the challenge to `url`, signed with the app's `verify_token`, and says in words what
 /// went wrong if the URL did not echo it.
-pub async fn verify_callback_url(
-    client: &reqwest::Client,
-    allow_private: bool,
-    url: &str,
-    verify_token: &str,
-) -> Result<(), String> {
+pub async fn verify_callback_url(outbound: &Outbound, url: &str, verify_token: &str) -> Result<(), String> {
     let event_id = uuid::Uuid::new_v4().to_string();
     let challenge = random_alphanumeric(32);
     let body = json!({
@@ -27,8 +24,10 @@ pub async fn verify_callback_url(
         event_id: &event_id,
         body: serde_json::to_vec(&body).expect("a JSON value serialises").into(),
         timeout: URL_VERIFICATION_TIMEOUT,
+        // The challenge is part of the request that set the URL, and of its trace.
+        traceparent: telemetry::traceparent(&tracing::Span::current()),
     };
-    let outcome = sender::send(client, allow_private, push).await;
+    let outcome = sender::send(outbound, push).await;
     let answer = outcome.result.map_err(|e| match e {
         PushError::PrivateAddress => format!(
             "{url} resolves to a private or reserved address; callbacks go to public addresses only \

@@ -1,6 +1,6 @@
 //! The event types a callback app can subscribe to (coze-callbacks.md §3–§4).
 
-use crate::error::ApiError;
+use crate::domain::error::DomainError;
 
 /// One of the six subscribable event types. `url_verification` is not one: it is only ever sent
 /// when a callback URL is set.
@@ -46,33 +46,23 @@ impl EventType {
 /// Most entries one `event_types` list may have (there are six types; repeats are allowed).
 pub const MAX_EVENT_TYPES_LISTED: usize = 64;
 
-fn known_types() -> String {
-    EventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>().join(", ")
-}
-
-/// Parses one event type, with an error that lists the valid ones.
-pub fn parse_event_type(raw: &str) -> Result<EventType, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::bad_request(format!("unknown event type {raw:?}; known types are: {}", known_types()))
-    })
-}
-
 /// Validates the `event_types` of a subscribe or unsubscribe request: non-empty, every entry
 /// known. Any unknown entry fails the whole request. Duplicates collapse.
-pub fn parse_event_types(raw: &[String]) -> Result<Vec<EventType>, ApiError> {
+pub fn parse_event_types(raw: &[String]) -> Result<Vec<EventType>, DomainError> {
     if raw.is_empty() {
-        return Err(ApiError::bad_request(format!(
+        return Err(DomainError::invalid(format!(
             "event_types must list at least one event type; known types are: {}",
-            known_types()
+            EventType::names()
         )));
     }
     if raw.len() > MAX_EVENT_TYPES_LISTED {
-        return Err(ApiError::bad_request(format!(
+        return Err(DomainError::invalid(format!(
             "event_types lists {} entries; at most {MAX_EVENT_TYPES_LISTED} are accepted",
             raw.len()
         )));
     }
-    let mut types = raw.iter().map(|t| parse_event_type(t)).collect::<Result<Vec<_>, _>>()?;
+    let mut types =
+        raw.iter().map(|t| EventType::parse_field("each event type", t)).collect::<Result<Vec<_>, _>>()?;
     types.sort();
     types.dedup();
     Ok(types)
@@ -85,11 +75,11 @@ mod tests {
     #[test]
     fn parse_all_and_reject_unknown() {
         for &t in EventType::ALL {
-            assert_eq!(parse_event_type(t.as_str()).unwrap(), t);
+            assert_eq!(EventType::parse_field("event_type", t.as_str()).unwrap(), t);
         }
-        let err = parse_event_type("bot.renamed").unwrap_err();
+        let err = EventType::parse_field("event_type", "bot.renamed").unwrap_err();
         assert!(err.msg.contains("bot.renamed") && err.msg.contains("bot.published"));
-        assert!(parse_event_type("url_verification").is_err());
+        assert!(EventType::parse_field("event_type", "url_verification").is_err());
     }
 
     #[test]

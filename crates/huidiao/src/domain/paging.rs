@@ -11,7 +11,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use subtle::ConstantTimeEq;
 
-use crate::error::ApiError;
+use crate::domain::error::DomainError;
 
 pub const DEFAULT_PAGE_SIZE: usize = 50;
 pub const MAX_PAGE_SIZE: usize = 50;
@@ -45,13 +45,13 @@ impl<T> Page<T> {
 }
 
 /// Parses `page_size`: absent means 50; anything but an integer in 1..=50 is refused, not clamped.
-pub fn parse_page_size(raw: Option<&str>) -> Result<usize, ApiError> {
+pub fn parse_page_size(raw: Option<&str>) -> Result<usize, DomainError> {
     let Some(raw) = raw else {
         return Ok(DEFAULT_PAGE_SIZE);
     };
     match raw.trim().parse::<usize>() {
         Ok(n) if (1..=MAX_PAGE_SIZE).contains(&n) => Ok(n),
-        _ => Err(ApiError::bad_request(format!(
+        _ => Err(DomainError::invalid(format!(
             "page_size must be an integer from 1 to {MAX_PAGE_SIZE}, got {raw:?}"
         ))),
     }
@@ -92,7 +92,7 @@ impl PageTokens {
         list: &str,
         page_size: Option<&str>,
         page_token: Option<&str>,
-    ) -> Result<PageRequest, ApiError> {
+    ) -> Result<PageRequest, DomainError> {
         let size = parse_page_size(page_size)?;
         let before = match page_token.map(str::trim) {
             None | Some("") => None,
@@ -101,9 +101,9 @@ impl PageTokens {
         Ok(PageRequest { size, before })
     }
 
-    fn decode(&self, list: &str, token: &str) -> Result<i64, ApiError> {
+    fn decode(&self, list: &str, token: &str) -> Result<i64, DomainError> {
         let invalid = || {
-            ApiError::bad_request(
+            DomainError::invalid(
                 "page_token is not valid for this list; pass the next_page_token of the previous page, or \"\" for the first page",
             )
         };

@@ -2,7 +2,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::error::ApiError;
+use crate::domain::error::DomainError;
 
 /// The edition of an account. Team behaves like enterprise for callbacks [Coze].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
@@ -57,6 +57,8 @@ pub struct Caller {
     pub account_id: i64,
     pub edition: Edition,
     pub role: Role,
+    /// Marked by the operator; see `eligibility::check_eligible`.
+    pub plugin_developer: bool,
     pub token_id: i64,
     pub permissions: Vec<Permission>,
 }
@@ -81,21 +83,30 @@ impl Caller {
     /// The token must carry `permission`, and in a team or enterprise account the caller must be
     /// an admin (§2: every endpoint there is "super_admin / admin only"). Answers 4101 otherwise.
     /// In a personal account the role does not matter: each user works on their own apps.
-    pub fn authorize(&self, permission: Permission) -> Result<Scope, ApiError> {
-        if !self.permissions.contains(&permission) {
-            return Err(ApiError::forbidden(format!(
-                "this token lacks the permission {permission}; issue a token that carries it"
-            )));
-        }
+    pub fn authorize(&self, permission: Permission) -> Result<Scope, DomainError> {
+        self.require(permission)?;
         match self.edition {
             Edition::Personal => Ok(Scope::OwnedBy { account_id: self.account_id, user_id: self.user_id }),
             Edition::Team | Edition::Enterprise => match self.role {
                 Role::SuperAdmin | Role::Admin => Ok(Scope::Account(self.account_id)),
-                Role::Member => Err(ApiError::forbidden(format!(
+                Role::Member => Err(DomainError::forbidden(format!(
                     "in a {} account only super_admin and admin users may manage callback apps; this user is a member",
                     self.edition
                 ))),
             },
+        }
+    }
+}
+
+impl Caller {
+    /// The token must carry `permission` (4101 otherwise), whatever the caller's role.
+    pub fn require(&self, permission: Permission) -> Result<(), DomainError> {
+        if self.permissions.contains(&permission) {
+            Ok(())
+        } else {
+            Err(DomainError::forbidden(format!(
+                "this token lacks the permission {permission}; issue a token that carries it"
+            )))
         }
     }
 }
@@ -116,33 +127,75 @@ impl Scope {
 /// Who may create a connector app for a connector (§2): in a personal account only the
 /// connector's creator; in a team or enterprise account any admin of the connector's account.
 /// A connector of another account is invisible (4200).
-pub fn may_use_connector(scope: Scope, caller_account: i64, connector: Ownership) -> Result<(), ApiError> {
+pub fn may_use_connector(scope: Scope, caller_account: i64, connector: Ownership) -> Result<(), DomainError> {
     if connector.account_id != caller_account {
-        return Err(ApiError::not_found("connector not found"));
+        return Err(DomainError::not_found("connector not found"));
     }
     if scope.sees(connector) {
         Ok(())
     } else {
-        Err(ApiError::forbidden(
+        Err(DomainError::forbidden(
             "in a personal account only the connector's creator may create its connector app",
         ))
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    pub id: i64,
+    pub name: String,
+    pub edition: Edition,
+    pub created_at: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct User {
+    pub id: i64,
+    pub account_id: i64,
+    pub name: String,
+    pub role: Role,
+    pub created_at: i64,
+    /// Marked by the operator; only plugin developers may subscribe to `benefit.plugin.scale.*`.
+    pub plugin_developer: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Connector {
+    pub id: i64,
+    pub account_id: i64,
+    pub creator_id: i64,
+    pub name: String,
+    pub created_at: i64,
+}
+
+impl Connector {
+    pub fn ownership(&self) -> Ownership {
+        Ownership { account_id: self.account_id, owner_id: self.creator_id }
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::error::ErrorCode;
+    use crate::domain::error::ErrorKind;
 
     fn caller(edition: Edition, role: Role, permissions: &[Permission]) -> Caller {
-        Caller { user_id: 10, account_id: 1, edition, role, token_id: 99, permissions: permissions.to_vec() }
+        Caller {
+            user_id: 10,
+            account_id: 1,
+            edition,
+            role,
+            plugin_developer: false,
+            token_id: 99,
+            permissions: permissions.to_vec(),
+        }
     }
 
     #[test]
     fn permission_is_required() {
         let c = caller(Edition::Personal, Role::Member, &[Permission::ListApiApp]);
         assert!(c.authorize(Permission::ListApiApp).is_ok());
-        assert_eq!(c.authorize(Permission::CreateApiApp).unwrap_err().code, ErrorCode::Forbidden);
+        assert_eq!(c.authorize(Permission::CreateApiApp).unwrap_err().kind, ErrorKind::Forbidden);
     }
 
     #[test]
@@ -164,7 +217,7 @@ mod tests {
             }
             let err =
                 caller(edition, Role::Member, Permission::ALL).authorize(Permission::ListApiApp).unwrap_err();
-            assert_eq!(err.code, ErrorCode::Forbidden);
+            assert_eq!(err.kind, ErrorKind::Forbidden);
         }
     }
 
@@ -175,10 +228,10 @@ mod tests {
         let colleague = Ownership { account_id: 1, owner_id: 11 };
         let foreign = Ownership { account_id: 2, owner_id: 10 };
         assert!(may_use_connector(personal, 1, mine).is_ok());
-        assert_eq!(may_use_connector(personal, 1, colleague).unwrap_err().code, ErrorCode::Forbidden);
-        assert_eq!(may_use_connector(personal, 1, foreign).unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(may_use_connector(personal, 1, colleague).unwrap_err().kind, ErrorKind::Forbidden);
+        assert_eq!(may_use_connector(personal, 1, foreign).unwrap_err().kind, ErrorKind::NotFound);
         assert!(may_use_connector(Scope::Account(1), 1, colleague).is_ok());
-        assert_eq!(may_use_connector(Scope::Account(1), 1, foreign).unwrap_err().code, ErrorCode::NotFound);
+        assert_eq!(may_use_connector(Scope::Account(1), 1, foreign).unwrap_err().kind, ErrorKind::NotFound);
     }
 
     #[test]

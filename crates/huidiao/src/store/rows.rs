@@ -5,14 +5,16 @@ use std::str::FromStr;
 
 use bytes::Bytes;
 
-use super::{
-    Account, App, Attempt, AttemptOutcome, Connector, Delivery, LeasedDelivery, StoreError, StoreResult,
-    Subscription, TokenGrant, TokenRecord, User,
-};
+use super::{StoreError, StoreResult};
+use crate::domain::apps::{App, Subscription};
+use crate::domain::attempts::{Attempt, AttemptOutcome};
 use crate::domain::delivery::{Audit, DeliveryStatus};
-use crate::domain::event_types::EventType;
-use crate::domain::events::{Candidate, NewEvent};
+use crate::domain::delivery::{Delivery, LeasedDelivery};
+use crate::domain::events::Candidate;
+use crate::domain::pausing::Pause;
 use crate::domain::tenancy::Permission;
+use crate::domain::tenancy::{Account, Connector, User};
+use crate::domain::tokens::{AuthToken, TokenRecord};
 
 /// Typed access to one row's columns by position.
 pub trait Columns {
@@ -37,7 +39,7 @@ pub fn account(r: &impl Columns) -> StoreResult<Account> {
     Ok(Account { id: r.int(0)?, name: r.text(1)?, edition: r.parsed(2)?, created_at: r.int(3)? })
 }
 
-pub const USER_COLUMNS: &str = "id, account_id, name, role, created_at";
+pub const USER_COLUMNS: &str = "id, account_id, name, role, created_at, plugin_developer";
 
 pub fn user(r: &impl Columns) -> StoreResult<User> {
     Ok(User {
@@ -46,7 +48,13 @@ pub fn user(r: &impl Columns) -> StoreResult<User> {
         name: r.text(2)?,
         role: r.parsed(3)?,
         created_at: r.int(4)?,
+        plugin_developer: r.flag(5)?,
     })
+}
+
+/// A list of ids as JSON text: one SQL parameter (read back with `json_each`), or a column.
+pub fn json_ids(ids: &[i64]) -> String {
+    serde_json::to_string(ids).expect("integers serialise")
 }
 
 pub fn permissions_to_text(permissions: &[Permission]) -> String {
@@ -56,10 +64,11 @@ pub fn permissions_to_text(permissions: &[Permission]) -> String {
 /// A token joined with its user and account: `t.*` columns, then the user's, then the edition.
 pub const TOKEN_GRANT_SELECT: &str =
     "SELECT t.id, t.user_id, t.name, t.lookup_key, t.secret_hash, t.permissions, t.expires_at,
-            t.revoked, t.created_at, u.account_id, u.name, u.role, u.created_at, a.edition
+            t.revoked, t.created_at, u.account_id, u.name, u.role, u.created_at, a.edition,
+            u.plugin_developer
      FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = u.account_id";
 
-pub fn token_grant(r: &impl Columns) -> StoreResult<TokenGrant> {
+pub fn auth_token(r: &impl Columns) -> StoreResult<AuthToken> {
     let token = TokenRecord {
         id: r.int(0)?,
         user_id: r.int(1)?,
@@ -77,8 +86,9 @@ pub fn token_grant(r: &impl Columns) -> StoreResult<TokenGrant> {
         name: r.text(10)?,
         role: r.parsed(11)?,
         created_at: r.int(12)?,
+        plugin_developer: r.flag(14)?,
     };
-    Ok(TokenGrant { token, user, edition: r.parsed(13)? })
+    Ok(AuthToken { token, user, edition: r.parsed(13)? })
 }
 
 pub const CONNECTOR_COLUMNS: &str = "id, account_id, creator_id, name, created_at";
@@ -95,7 +105,7 @@ pub fn connector(r: &impl Columns) -> StoreResult<Connector> {
 
 pub const APP_COLUMNS: &str =
     "id, account_id, owner_id, app_type, name, connector_id, callback_url, verify_token, created_at, updated_at, \
-     max_per_second";
+     max_per_second, paused_at, paused_reason";
 
 pub fn app(r: &impl Columns) -> StoreResult<App> {
     Ok(App {
@@ -110,6 +120,10 @@ pub fn app(r: &impl Columns) -> StoreResult<App> {
         created_at: r.int(8)?,
         updated_at: r.int(9)?,
         max_per_second: r.opt_int(10)?.map(|n| n as u32),
+        paused: match r.opt_int(11)? {
+            Some(at) => Some(Pause { at, reason: r.opt_text(12)? }),
+            None => None,
+        },
     })
 }
 
@@ -150,7 +164,7 @@ pub fn audit_to_text(audit: Option<&Audit>) -> Option<String> {
 /// A leased delivery with its app's current URL and token (`d` deliveries, `a` api_apps).
 pub const LEASED_COLUMNS: &str = "d.id, d.app_id, a.app_type, d.event_type, d.event_key, b.body, \
      COALESCE(a.callback_url, ''), a.verify_token, d.round_attempts, a.max_per_second, \
-     COALESCE(d.lease_until, 0)";
+     COALESCE(d.lease_until, 0), a.failing_since, b.traceparent";
 
 /// The tables [`LEASED_COLUMNS`] reads: a leased delivery with its app and its body.
 pub const LEASED_FROM: &str =
@@ -169,6 +183,8 @@ pub fn leased(r: &impl Columns) -> StoreResult<LeasedDelivery> {
         round_attempts: r.int(8)? as u32,
         max_per_second: r.opt_int(9)?.map(|n| n as u32),
         lease_until: r.int(10)?,
+        failing_since: r.opt_int(11)?,
+        traceparent: r.opt_text(12)?,
     })
 }
 
@@ -206,14 +222,6 @@ fn headers_from_json(text: Option<String>) -> Vec<(String, String)> {
 pub const CANDIDATE_COLUMNS: &str =
     "a.id, a.app_type, a.account_id, a.connector_id, CAST(CASE WHEN a.callback_url IS NULL THEN 0 ELSE 1 END AS BIGINT)";
 
-/// What decides an event's candidates: its type, its owner and the connectors it names. The
-/// events of a publish batch mostly share it, so candidates are looked up once per key.
-pub type RoutingKey = (EventType, i64, Vec<i64>);
-
-pub fn routing_key(event: &NewEvent) -> RoutingKey {
-    (event.event_type, event.account_id, event.connector_ids.clone())
-}
-
 pub fn candidate(r: &impl Columns) -> StoreResult<Candidate> {
     Ok(Candidate {
         app_id: r.int(0)?,
@@ -233,14 +241,5 @@ pub fn outcome_values(outcome: &AttemptOutcome) -> (DeliveryStatus, Option<i64>,
         }
         AttemptOutcome::Retry { at } => (DeliveryStatus::Pending, Some(*at), None),
         AttemptOutcome::Failed => (DeliveryStatus::Failed, None, None),
-    }
-}
-
-/// The stage of a new delivery: pending and due at once, or skipped when the app has no URL.
-pub fn initial_stage(app: &Candidate, published_at: i64) -> (DeliveryStatus, Option<i64>) {
-    if app.has_callback_url {
-        (DeliveryStatus::Pending, Some(published_at))
-    } else {
-        (DeliveryStatus::Skipped, None)
     }
 }

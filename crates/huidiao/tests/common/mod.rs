@@ -4,6 +4,7 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod cluster;
 pub mod raw_receiver;
 pub mod receiver;
 
@@ -98,6 +99,12 @@ impl Storage {
     }
 }
 
+/// Whether the tests run as root (needed to mount a tmpfs; PostgreSQL then runs as `postgres`).
+pub fn is_root() -> bool {
+    let output = Command::new("id").arg("-u").output().expect("id -u");
+    String::from_utf8_lossy(&output.stdout).trim() == "0"
+}
+
 /// Polls `probe` every 20 ms until it answers `Ok`, and answers that; after `limit`, panics with
 /// its last `Err`.
 pub async fn eventually<T>(limit: Duration, mut probe: impl FnMut() -> Result<T, String>) -> T {
@@ -140,7 +147,9 @@ pub struct Options {
     pub allow_private: bool,
     pub admin_token: Option<&'static str>,
     pub extra_args: Vec<String>,
-    pub env: Vec<(&'static str, &'static str)>,
+    pub env: Vec<(&'static str, String)>,
+    /// The umask the server starts under, when not this process's.
+    pub umask: Option<u32>,
 }
 
 impl Default for Options {
@@ -150,6 +159,7 @@ impl Default for Options {
             admin_token: Some(ADMIN_TOKEN),
             extra_args: Vec::new(),
             env: Vec::new(),
+            umask: None,
         }
     }
 }
@@ -165,7 +175,18 @@ impl Server {
 
     /// Starts the server on `storage` (which may hold a previous run's data).
     pub async fn start_in(storage: Storage, options: Options) -> Server {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_huidiao"));
+        let mut command = match options.umask {
+            // The shell sets the umask and becomes the server (same pid).
+            Some(mask) => {
+                let mut shell = Command::new("/bin/sh");
+                shell
+                    .arg("-c")
+                    .arg(format!("umask {mask:03o} && exec \"$0\" \"$@\""))
+                    .arg(env!("CARGO_BIN_EXE_huidiao"));
+                shell
+            }
+            None => Command::new(env!("CARGO_BIN_EXE_huidiao")),
+        };
         command
             .arg("serve")
             .arg("--listen")
@@ -179,13 +200,17 @@ impl Server {
             .env("HUIDIAO_LOG", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
+        // A small ballast: the default 64 MiB, written by every test server, costs the suite time.
+        if !options.extra_args.iter().any(|a| a == "--disk-ballast-bytes") {
+            command.args(["--disk-ballast-bytes", "1048576"]);
+        }
         if let Some(url) = &storage.database_url {
             command.arg("--database-url").arg(url);
             if !options.extra_args.iter().any(|a| a == "--lease-duration") {
                 command.args(["--lease-duration", TEST_LEASE_DURATION]);
             }
         }
-        command.envs(options.env.iter().copied());
+        command.envs(options.env.iter().map(|(name, value)| (name, value)));
         if options.allow_private {
             command.arg("--allow-private-callback-urls");
         }
@@ -220,7 +245,13 @@ impl Server {
             base: format!("http://{address}"),
             storage,
             log,
-            http: reqwest::Client::new(),
+            // Idle connections are dropped after 1 s, before any server in these tests closes them
+            // (`--header-read-timeout`, at least 2 s): a request written on a connection the
+            // server is closing at that moment fails, and reqwest does not send it again.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(Duration::from_secs(1))
+                .build()
+                .expect("a client"),
             secrets: Mutex::new(options.admin_token.into_iter().map(str::to_owned).collect()),
         }
     }
@@ -275,7 +306,23 @@ impl Server {
 
     /// One request; answers the HTTP status, the `X-Tt-Logid` header and the JSON body.
     pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Answer {
+        self.call_with_headers(method, path, token, body, &[]).await
+    }
+
+    /// [`Server::call`] with extra request headers.
+    pub async fn call_with_headers(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+        headers: &[(&str, &[u8])],
+    ) -> Answer {
         let mut request = self.http.request(method, format!("{}{}", self.base, path));
+        for (name, value) in headers {
+            request = request
+                .header(*name, reqwest::header::HeaderValue::from_bytes(value).expect("a header value"));
+        }
         if let Some(token) = token {
             request = request.bearer_auth(token);
         }
@@ -302,13 +349,23 @@ impl Server {
 
     /// An account with one user and a token; `permissions` defaults to all six.
     pub async fn tenant(&self, edition: &str, role: &str) -> Tenant {
+        self.tenant_with(edition, role, false).await
+    }
+
+    /// A team account's admin marked plugin developer: eligible for every event type (§6).
+    pub async fn subscriber(&self) -> Tenant {
+        self.tenant_with("team", "admin", true).await
+    }
+
+    /// An account with one user, marked plugin developer or not, and a full token.
+    pub async fn tenant_with(&self, edition: &str, role: &str, plugin_developer: bool) -> Tenant {
         let account = self
             .admin(Method::POST, "/admin/v1/accounts", Some(json!({"name": "acme", "edition": edition})))
             .await
             .ok();
         let account_id = account["id"].as_str().unwrap().to_owned();
         let mut tenant = Tenant { account_id, user_id: String::new(), token: String::new() };
-        let user = self.user(&tenant, role).await;
+        let user = self.user_with(&tenant, role, plugin_developer).await;
         tenant.user_id = user.user_id;
         tenant.token = user.token;
         tenant
@@ -316,11 +373,16 @@ impl Server {
 
     /// Another user (with a full token) in the tenant's account.
     pub async fn user(&self, tenant: &Tenant, role: &str) -> Tenant {
+        self.user_with(tenant, role, false).await
+    }
+
+    /// Another user in the tenant's account, marked plugin developer or not, with a full token.
+    pub async fn user_with(&self, tenant: &Tenant, role: &str, plugin_developer: bool) -> Tenant {
         let user = self
             .admin(
                 Method::POST,
                 &format!("/admin/v1/accounts/{}/users", tenant.account_id),
-                Some(json!({"name": "someone", "role": role})),
+                Some(json!({"name": "someone", "role": role, "plugin_developer": plugin_developer})),
             )
             .await
             .ok();

@@ -30,6 +30,8 @@ pub enum Behaviour {
     RetryAfter(u64),
     /// Answer 200 with this JSON.
     Reply(Value),
+    /// Answer with this status and these bytes as the body, whatever they are.
+    Raw(u16, &'static [u8]),
     /// Never answer: read the request and keep the connection open.
     Hang,
 }
@@ -224,6 +226,7 @@ async fn respond(shared: &Shared, headers: HeaderMap, body: Bytes) -> Response {
             (StatusCode::TOO_MANY_REQUESTS, [("retry-after", seconds.to_string())]).into_response()
         }
         Behaviour::Reply(value) => axum::Json(value).into_response(),
+        Behaviour::Raw(code, body) => (StatusCode::from_u16(code).unwrap(), body).into_response(),
         Behaviour::Hang => std::future::pending().await,
     }
 }

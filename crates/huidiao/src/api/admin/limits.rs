@@ -7,6 +7,7 @@ use utoipa::ToSchema;
 
 use crate::api::envelope::{ApiResult, Reply};
 use crate::api::extract::{parse_id, JsonBody, Operator, PathParams};
+use crate::api::operating::{not_found, operator_app};
 use crate::api::AppState;
 use crate::domain::delivery::validate_rate_cap;
 use crate::error::ApiError;
@@ -16,13 +17,14 @@ use crate::ids::now_ms;
 #[serde(deny_unknown_fields)]
 pub struct SetLimitsRequest {
     /// Deliveries per second at most, 1 to 100000; `null` (or absent) removes the cap.
+    #[serde(default, deserialize_with = "crate::api::extract::whole_number")]
     pub max_per_second: Option<i64>,
 }
 
 impl SetLimitsRequest {
     /// Checks the cap and answers it.
     pub fn validate(&self) -> Result<Option<u32>, ApiError> {
-        validate_rate_cap(self.max_per_second)
+        Ok(validate_rate_cap(self.max_per_second)?)
     }
 }
 
@@ -33,25 +35,20 @@ pub struct LimitsView {
     pub max_per_second: Option<u32>,
 }
 
-fn not_found(id: i64) -> ApiError {
-    ApiError::not_found(format!("api_app {id} not found"))
-}
-
 /// An app's delivery rate cap.
-#[utoipa::path(get, path = "/admin/v1/api_apps/{api_app_id}/limits", tag = "admin",
+#[utoipa::path(get, path = "/admin/v1/api_apps/{api_app_id}/limits", operation_id = "get_api_app_limits", tag = "admin",
     params(("api_app_id" = String, Path)), responses((status = 200, body = LimitsView)))]
 pub async fn get_limits(
     State(state): State<AppState>,
     _: Operator,
     PathParams(raw_id): PathParams<String>,
 ) -> ApiResult<LimitsView> {
-    let id = parse_id("api_app", &raw_id)?;
-    let app = state.store.get_app(id).await?.ok_or_else(|| not_found(id))?;
-    Ok(Reply::data(LimitsView { api_app_id: id.to_string(), max_per_second: app.max_per_second }))
+    let app = operator_app(&state, &raw_id).await?;
+    Ok(Reply::data(LimitsView { api_app_id: app.id.to_string(), max_per_second: app.max_per_second }))
 }
 
 /// Caps an app's deliveries per second (or removes the cap); queued deliveries wait their turn.
-#[utoipa::path(put, path = "/admin/v1/api_apps/{api_app_id}/limits", tag = "admin", request_body = SetLimitsRequest,
+#[utoipa::path(put, path = "/admin/v1/api_apps/{api_app_id}/limits", operation_id = "set_api_app_limits", tag = "admin", request_body = SetLimitsRequest,
     params(("api_app_id" = String, Path)), responses((status = 200, body = LimitsView)))]
 pub async fn set_limits(
     State(state): State<AppState>,

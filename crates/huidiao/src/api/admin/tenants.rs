@@ -8,14 +8,15 @@ use crate::api::envelope::{ApiResult, Reply};
 use crate::api::extract::{parse_id, JsonBody, Operator, PathParams};
 use crate::api::AppState;
 use crate::domain::apps::validate_name;
+use crate::domain::tenancy::{Account, Connector, User};
 use crate::domain::tenancy::{Edition, Permission, Role};
 use crate::domain::tokens::issue_pat;
+use crate::domain::tokens::TokenRecord;
 use crate::error::ApiError;
 use crate::ids::now_ms;
-use crate::store::{Account, Connector, TokenRecord, User};
 
 /// Longest token lifetime accepted: ten years, in seconds.
-const MAX_EXPIRES_IN_S: i64 = 10 * 365 * 24 * 3600;
+pub const MAX_EXPIRES_IN_S: i64 = 10 * 365 * 24 * 3600;
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -38,6 +39,8 @@ pub struct CreateUserRequest {
     pub name: String,
     /// `super_admin`, `admin` or `member` (default).
     pub role: Option<String>,
+    /// Whether the user may subscribe to `benefit.plugin.scale.*`; default false.
+    pub plugin_developer: Option<bool>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -46,6 +49,7 @@ pub struct UserView {
     pub account_id: String,
     pub name: String,
     pub role: Role,
+    pub plugin_developer: bool,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -55,6 +59,7 @@ pub struct CreateTokenRequest {
     /// Defaults to all six Coze permissions.
     pub permissions: Option<Vec<String>>,
     /// Lifetime in seconds; absent means the token does not expire.
+    #[serde(default, deserialize_with = "crate::api::extract::whole_number")]
     pub expires_in: Option<i64>,
 }
 
@@ -83,21 +88,11 @@ pub struct ConnectorView {
     pub creator_id: String,
 }
 
-fn parse_enum<T: std::str::FromStr>(field: &str, raw: &str, allowed: &[&str]) -> Result<T, ApiError> {
-    raw.parse().map_err(|_| {
-        ApiError::bad_request(format!("{field} must be one of {}, got {raw:?}", allowed.join(", ")))
-    })
-}
-
-fn names<T: Copy>(all: &[T], as_str: fn(T) -> &'static str) -> Vec<&'static str> {
-    all.iter().map(|v| as_str(*v)).collect()
-}
-
 impl CreateAccountRequest {
     /// Checks the name and answers the edition.
     pub fn validate(&self) -> Result<Edition, ApiError> {
         validate_name("name", &self.name)?;
-        parse_enum("edition", &self.edition, &names(Edition::ALL, Edition::as_str))
+        Ok(Edition::parse_field("edition", &self.edition)?)
     }
 }
 
@@ -106,7 +101,7 @@ impl CreateUserRequest {
     pub fn validate(&self) -> Result<Role, ApiError> {
         validate_name("name", &self.name)?;
         match &self.role {
-            Some(raw) => parse_enum("role", raw, &names(Role::ALL, Role::as_str)),
+            Some(raw) => Ok(Role::parse_field("role", raw)?),
             None => Ok(Role::Member),
         }
     }
@@ -129,10 +124,9 @@ impl CreateTokenRequest {
         let permissions: Vec<Permission> = match &self.permissions {
             None => Permission::ALL.to_vec(),
             Some(raw) => {
-                let allowed = names(Permission::ALL, Permission::as_str);
                 let mut parsed: Vec<Permission> = Vec::with_capacity(raw.len());
                 for name in raw {
-                    let permission = parse_enum::<Permission>("each permission", name, &allowed)?;
+                    let permission = Permission::parse_field("each permission", name)?;
                     if !parsed.contains(&permission) {
                         parsed.push(permission);
                     }
@@ -154,7 +148,7 @@ impl CreateTokenRequest {
 }
 
 /// Create an account (a tenant) with an edition.
-#[utoipa::path(post, path = "/admin/v1/accounts", tag = "admin", request_body = CreateAccountRequest,
+#[utoipa::path(post, path = "/admin/v1/accounts", operation_id = "create_account", tag = "admin", request_body = CreateAccountRequest,
     responses((status = 200, body = AccountView)))]
 pub async fn create_account(
     State(state): State<AppState>,
@@ -168,7 +162,7 @@ pub async fn create_account(
 }
 
 /// Add a user to an account.
-#[utoipa::path(post, path = "/admin/v1/accounts/{account_id}/users", tag = "admin", request_body = CreateUserRequest,
+#[utoipa::path(post, path = "/admin/v1/accounts/{account_id}/users", operation_id = "create_user", tag = "admin", request_body = CreateUserRequest,
     params(("account_id" = String, Path)), responses((status = 200, body = UserView)))]
 pub async fn create_user(
     State(state): State<AppState>,
@@ -183,19 +177,26 @@ pub async fn create_user(
         .get_account(account_id)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("account {account_id} not found")))?;
-    let user =
-        User { id: state.ids.next_id(), account_id: account.id, name: req.name, role, created_at: now_ms() };
+    let user = User {
+        id: state.ids.next_id(),
+        account_id: account.id,
+        name: req.name,
+        role,
+        created_at: now_ms(),
+        plugin_developer: req.plugin_developer.unwrap_or(false),
+    };
     state.store.create_user(&user).await?;
     Ok(Reply::data(UserView {
         id: user.id.to_string(),
         account_id: account.id.to_string(),
         name: user.name,
         role,
+        plugin_developer: user.plugin_developer,
     }))
 }
 
 /// Issue a personal access token to a user. The token is in this answer only.
-#[utoipa::path(post, path = "/admin/v1/users/{user_id}/tokens", tag = "admin", request_body = CreateTokenRequest,
+#[utoipa::path(post, path = "/admin/v1/users/{user_id}/tokens", operation_id = "create_token", tag = "admin", request_body = CreateTokenRequest,
     params(("user_id" = String, Path)), responses((status = 200, body = TokenView)))]
 pub async fn create_token(
     State(state): State<AppState>,
@@ -234,7 +235,7 @@ pub async fn create_token(
 }
 
 /// Revoke a token; it stops working at once.
-#[utoipa::path(delete, path = "/admin/v1/tokens/{token_id}", tag = "admin", params(("token_id" = String, Path)),
+#[utoipa::path(delete, path = "/admin/v1/tokens/{token_id}", operation_id = "revoke_token", tag = "admin", params(("token_id" = String, Path)),
     responses((status = 200, description = "Envelope without data")))]
 pub async fn revoke_token(
     State(state): State<AppState>,
@@ -250,7 +251,7 @@ pub async fn revoke_token(
 }
 
 /// Create a connector (a publish channel) on behalf of a user.
-#[utoipa::path(post, path = "/admin/v1/users/{user_id}/connectors", tag = "admin", request_body = CreateConnectorRequest,
+#[utoipa::path(post, path = "/admin/v1/users/{user_id}/connectors", operation_id = "create_connector", tag = "admin", request_body = CreateConnectorRequest,
     params(("user_id" = String, Path)), responses((status = 200, body = ConnectorView)))]
 pub async fn create_connector(
     State(state): State<AppState>,

@@ -10,13 +10,13 @@ use crate::api::envelope::{ApiResult, Reply};
 use crate::api::extract::{IdValue, JsonBody, PathParams, QueryMap};
 use crate::api::AppState;
 use crate::dispatch::verification::verify_callback_url;
-use crate::domain::apps::{parse_app_type, validate_name, AppType};
+use crate::domain::apps::{validate_name, AppType};
+use crate::domain::apps::{App, AppUpdate};
 use crate::domain::callback_url::validate_callback_url;
 use crate::domain::paging::Page;
 use crate::domain::tenancy::{may_use_connector, Caller, Permission};
 use crate::error::ApiError;
 use crate::ids::{now_ms, random_alphanumeric};
-use crate::store::{App, AppUpdate};
 
 /// Length of a generated `verify_token` [huidiao].
 const VERIFY_TOKEN_LEN: usize = 64;
@@ -34,6 +34,15 @@ pub struct ApiApp {
     pub callback_url: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub connector_id: Option<String>,
+    /// [huidiao] Whether deliveries to the app are paused (by its owner, the operator, a 410
+    /// Gone or `--disable-after`); its deliveries wait as `pending` until it is resumed.
+    pub paused: bool,
+    /// [huidiao] Why, while paused, if a reason was given.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<String>,
+    /// [huidiao] Since when, ms since the epoch, while paused.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub paused_at: Option<i64>,
 }
 
 impl From<App> for ApiApp {
@@ -45,6 +54,9 @@ impl From<App> for ApiApp {
             name: app.name,
             callback_url: app.callback_url,
             connector_id: app.connector_id.map(|id| id.to_string()),
+            paused: app.paused.is_some(),
+            paused_reason: app.paused.as_ref().and_then(|p| p.reason.clone()),
+            paused_at: app.paused.map(|p| p.at),
         }
     }
 }
@@ -78,7 +90,7 @@ impl CreateApiAppRequest {
     /// Checks the values of the body: the type, a normal app's name (and no connector), a
     /// connector app's connector id (its `name` is ignored).
     pub fn validate(self) -> Result<NewApp, ApiError> {
-        match parse_app_type(&self.app_type)? {
+        match AppType::parse_field("app_type", &self.app_type)? {
             AppType::Normal => {
                 if self.connector_id.is_some() {
                     return Err(ApiError::bad_request(
@@ -108,12 +120,16 @@ impl UpdateApiAppRequest {
         if let Some(name) = &self.name {
             validate_name("name", name)?;
         }
-        self.callback_url.as_deref().map(|raw| validate_callback_url(raw, allow_private)).transpose()
+        self.callback_url
+            .as_deref()
+            .map(|raw| validate_callback_url(raw, allow_private))
+            .transpose()
+            .map_err(ApiError::from)
     }
 }
 
 /// Create a callback app.
-#[utoipa::path(post, path = "/v1/api_apps", tag = "coze", request_body = CreateApiAppRequest,
+#[utoipa::path(post, path = "/v1/api_apps", operation_id = "create_api_app", tag = "coze", request_body = CreateApiAppRequest,
     responses((status = 200, description = "Envelope whose data is the new ApiApp", body = ApiApp)))]
 pub async fn create(
     State(state): State<AppState>,
@@ -152,6 +168,7 @@ pub async fn create(
         created_at: now,
         updated_at: now,
         max_per_second: None,
+        paused: None,
     };
     state.store.create_app(&app).await?;
     tracing::info!(api_app_id = app.id, app_type = %app_type, "api_app created");
@@ -159,7 +176,7 @@ pub async fn create(
 }
 
 /// Rename an app and/or set its callback URL (verified first; on failure nothing changes).
-#[utoipa::path(put, path = "/v1/api_apps/{api_app_id}", tag = "coze", request_body = UpdateApiAppRequest,
+#[utoipa::path(put, path = "/v1/api_apps/{api_app_id}", operation_id = "update_api_app", tag = "coze", request_body = UpdateApiAppRequest,
     params(("api_app_id" = String, Path)), responses((status = 200, description = "Envelope without data")))]
 pub async fn update(
     State(state): State<AppState>,
@@ -168,12 +185,14 @@ pub async fn update(
     JsonBody(req): JsonBody<UpdateApiAppRequest>,
 ) -> ApiResult<()> {
     let (app, _) = load_app(&state, &caller, Permission::UpdateApiApp, &api_app_id).await?;
-    if let Some(url) = req.validate(state.allow_private_callback_urls)? {
-        verify_callback_url(&state.http, state.allow_private_callback_urls, url.as_str(), &app.verify_token)
+    let url = req.validate(state.allow_private_callback_urls)?;
+    if let Some(url) = &url {
+        verify_callback_url(&state.http, url.as_str(), &app.verify_token)
             .await
             .map_err(|why| ApiError::bad_request(format!("callback_url failed verification: {why}")))?;
     }
-    let update = AppUpdate { name: req.name, callback_url: req.callback_url };
+    // The URL verified, normalised, is the one stored and pushed to, never the raw string.
+    let update = AppUpdate { name: req.name, callback_url: url.map(String::from) };
     if !state.store.update_app(app.id, &update, now_ms()).await? {
         return Err(ApiError::not_found(format!("api_app {api_app_id:?} not found")));
     }
@@ -181,13 +200,13 @@ pub async fn update(
 }
 
 /// List the caller's apps, newest first.
-#[utoipa::path(get, path = "/v1/api_apps", tag = "coze",
+#[utoipa::path(get, path = "/v1/api_apps", operation_id = "list_api_apps", tag = "coze",
     params(("page_size" = Option<u32>, Query), ("page_token" = Option<String>, Query), ("app_type" = Option<String>, Query)),
     responses((status = 200, description = "Envelope whose data is {items: [ApiApp], has_more, next_page_token}")))]
 pub async fn list(State(state): State<AppState>, caller: Caller, query: QueryMap) -> ApiResult<Page<ApiApp>> {
     let scope = caller.authorize(Permission::ListApiApp)?;
     let app_type = match query.get("app_type").filter(|t| !t.is_empty()) {
-        Some(raw) => Some(parse_app_type(raw)?),
+        Some(raw) => Some(AppType::parse_field("app_type", raw)?),
         None => None,
     };
     let list = format!("apps:{}", app_type.map_or("all", AppType::as_str));
@@ -197,7 +216,7 @@ pub async fn list(State(state): State<AppState>, caller: Caller, query: QueryMap
 }
 
 /// Delete an app: nothing more is pushed to it.
-#[utoipa::path(delete, path = "/v1/api_apps/{api_app_id}", tag = "coze", params(("api_app_id" = String, Path)),
+#[utoipa::path(delete, path = "/v1/api_apps/{api_app_id}", operation_id = "delete_api_app", tag = "coze", params(("api_app_id" = String, Path)),
     responses((status = 200, description = "Envelope without data")))]
 pub async fn delete(
     State(state): State<AppState>,

@@ -9,11 +9,12 @@ use crate::api::envelope::{ApiResult, Reply};
 use crate::api::extract::{JsonBody, PathParams, QueryMap};
 use crate::api::AppState;
 use crate::domain::apps::check_subscribable;
+use crate::domain::apps::Subscription;
+use crate::domain::eligibility::check_eligible;
 use crate::domain::event_types::parse_event_types;
 use crate::domain::paging::Page;
 use crate::domain::tenancy::{Caller, Permission};
 use crate::ids::now_ms;
-use crate::store::Subscription;
 
 #[derive(Debug, Deserialize, ToSchema)]
 pub struct EventTypesRequest {
@@ -32,8 +33,9 @@ pub struct ApiAppEvent {
     pub description: String,
 }
 
-/// Subscribe to event types (idempotent; an unknown type fails the whole request).
-#[utoipa::path(post, path = "/v1/api_apps/{api_app_id}/events", tag = "coze", request_body = EventTypesRequest,
+/// Subscribe to event types (idempotent; an unknown type fails the whole request, an ineligible
+/// one answers 4101; either changes nothing).
+#[utoipa::path(post, path = "/v1/api_apps/{api_app_id}/events", operation_id = "subscribe_api_app_events", tag = "coze", request_body = EventTypesRequest,
     params(("api_app_id" = String, Path)), responses((status = 200, description = "Envelope without data")))]
 pub async fn subscribe(
     State(state): State<AppState>,
@@ -44,6 +46,7 @@ pub async fn subscribe(
     let (app, _) = load_app(&state, &caller, Permission::SubscribeApiAppEvent, &api_app_id).await?;
     let types = parse_event_types(&req.event_types)?;
     check_subscribable(app.app_type, &types)?;
+    check_eligible(caller.edition, caller.plugin_developer, &types)?;
     let now = now_ms();
     let subscriptions: Vec<Subscription> = types
         .into_iter()
@@ -59,7 +62,7 @@ pub async fn subscribe(
 }
 
 /// The app's subscriptions, newest first.
-#[utoipa::path(get, path = "/v1/api_apps/{api_app_id}/events", tag = "coze",
+#[utoipa::path(get, path = "/v1/api_apps/{api_app_id}/events", operation_id = "list_api_app_events", tag = "coze",
     params(("api_app_id" = String, Path), ("page_size" = Option<u32>, Query), ("page_token" = Option<String>, Query)),
     responses((status = 200, description = "Envelope whose data is {items: [ApiAppEvent], has_more, next_page_token}")))]
 pub async fn list(
@@ -82,7 +85,7 @@ pub async fn list(
 }
 
 /// Unsubscribe from event types (a JSON body on DELETE, as cozepy sends it).
-#[utoipa::path(delete, path = "/v1/api_apps/{api_app_id}/events", tag = "coze", request_body = EventTypesRequest,
+#[utoipa::path(delete, path = "/v1/api_apps/{api_app_id}/events", operation_id = "unsubscribe_api_app_events", tag = "coze", request_body = EventTypesRequest,
     params(("api_app_id" = String, Path)), responses((status = 200, description = "Envelope without data")))]
 pub async fn unsubscribe(
     State(state): State<AppState>,

@@ -1,6 +1,7 @@
 //! The Coze callback-app API under `/v1`, exactly as coze-callbacks.md §3 writes it.
 
 pub mod apps;
+pub mod connectors;
 pub mod events;
 
 use axum::routing::{get, put};
@@ -8,9 +9,9 @@ use axum::Router;
 
 use super::extract::parse_id;
 use super::AppState;
+use crate::domain::apps::App;
 use crate::domain::tenancy::{Caller, Permission, Scope};
 use crate::error::ApiError;
-use crate::store::App;
 
 pub fn routes() -> Router<AppState> {
     Router::new()
@@ -20,6 +21,7 @@ pub fn routes() -> Router<AppState> {
             "/v1/api_apps/{api_app_id}/events",
             get(events::list).post(events::subscribe).delete(events::unsubscribe),
         )
+        .route("/v1/connectors/{connector_id}/bots/{bot_id}", put(connectors::update_review))
 }
 
 /// The one path every app-scoped endpoint takes: the token must carry `permission` and the

@@ -1,0 +1,57 @@
+//! The delivery log: an app's deliveries, one with its attempts, a resend, and retention.
+
+use async_trait::async_trait;
+
+use super::rows::{ATTEMPT_COLUMNS, DELIVERY_COLUMNS, DELIVERY_WITH_BODY};
+use super::StoreResult;
+use crate::domain::attempts::Attempt;
+use crate::domain::delivery::{Delivery, DeliveryFilter, DeliveryStatus};
+use crate::domain::paging::PageRequest;
+
+/// An app's deliveries, newest first (app, keyset bound, status or NULL, event type or NULL,
+/// limit).
+pub(super) fn list_deliveries_sql() -> String {
+    format!(
+        "SELECT {DELIVERY_COLUMNS} FROM deliveries
+         WHERE app_id = $1 AND id < $2 AND ($3::TEXT IS NULL OR status = $3) AND ($4::TEXT IS NULL OR event_type = $4)
+         ORDER BY id DESC LIMIT $5"
+    )
+}
+
+/// One delivery of an app with the body it sends (id, app); the body is the last column, after
+/// [`DELIVERY_COLUMNS`].
+pub(super) fn get_delivery_sql() -> String {
+    format!("SELECT {DELIVERY_COLUMNS}, body FROM {DELIVERY_WITH_BODY} WHERE id = $1 AND app_id = $2")
+}
+
+/// A delivery's attempts, oldest first (delivery).
+pub(super) fn attempts_sql() -> String {
+    format!("SELECT {ATTEMPT_COLUMNS} FROM attempts WHERE delivery_id = $1 ORDER BY id")
+}
+
+/// Whether the app has this delivery (id, app).
+pub(super) const DELIVERY_EXISTS_SQL: &str =
+    "SELECT EXISTS (SELECT 1 FROM deliveries WHERE id = $1 AND app_id = $2)";
+
+#[async_trait]
+pub trait DeliveryLog {
+    /// The app's deliveries, newest first, at most `page.size + 1`.
+    async fn list_deliveries(
+        &self,
+        app_id: i64,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Delivery>>;
+    /// One delivery of the app with the exact body sent and its attempts, oldest first.
+    async fn get_delivery(
+        &self,
+        app_id: i64,
+        id: i64,
+    ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>>;
+    /// Queues a delivery of the app again (same `event_id`), due now, with a fresh retry
+    /// schedule. False when there is no such delivery.
+    async fn resend(&self, app_id: i64, id: i64, now: i64) -> StoreResult<bool>;
+    /// Deletes up to `limit` deliveries in `statuses` last changed before `before`, with their
+    /// attempts and any event left without deliveries. Answers how many were deleted.
+    async fn prune(&self, statuses: Vec<DeliveryStatus>, before: i64, limit: usize) -> StoreResult<usize>;
+}

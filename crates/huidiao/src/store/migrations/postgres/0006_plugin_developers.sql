@@ -1,0 +1,14 @@
+-- Whether the operator marked a user a plugin developer: only they may subscribe to
+-- benefit.plugin.scale.* (coze-callbacks.md §6, event-type eligibility).
+ALTER TABLE users ADD COLUMN plugin_developer BOOLEAN NOT NULL DEFAULT FALSE;
+
+-- The connector_ids an event was published with, as a JSON array, for the operator's event
+-- reads (GET /admin/v1/events). Events stored before this knew only their deliveries: they get
+-- the connectors of the connector apps they were delivered to.
+ALTER TABLE events ADD COLUMN connector_ids TEXT NOT NULL DEFAULT '[]';
+UPDATE events SET connector_ids = COALESCE((
+    SELECT json_agg(DISTINCT a.connector_id ORDER BY a.connector_id)::TEXT
+    FROM deliveries d JOIN api_apps a ON a.id = d.app_id
+    WHERE d.event_id = events.id AND a.connector_id IS NOT NULL
+), '[]');
+CREATE INDEX events_by_account ON events(coze_account_id, id);

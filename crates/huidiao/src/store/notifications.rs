@@ -1,0 +1,116 @@
+//! Operator notifications as stored: inserted in the transaction of what they tell (see
+//! [`crate::domain::notifications`]), then leased, pushed and recorded by
+//! [`crate::notify`]. The statements both backends share are here; `sqlite/notifications.rs` and
+//! `postgres/notifications.rs` run them.
+//!
+//! Ids come from the table's own sequence, unlike the rest of storage: a notification is made
+//! inside the transaction of an attempt or a pause, whose callers (the pure judge among them)
+//! hold no id generator, and the id is only ever the `webhook-id` of its pushes.
+
+use async_trait::async_trait;
+
+use super::StoreResult;
+use crate::domain::attempts::AttemptResult;
+use crate::domain::notifications::{Notification, NotificationType};
+
+/// A notification taken by one node's sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedNotification {
+    pub id: i64,
+    pub kind: NotificationType,
+    pub body: String,
+    /// Pushes it had before this one.
+    pub attempts: u32,
+}
+
+/// What a push did to its notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationOutcome {
+    Delivered,
+    Retry {
+        at: i64,
+    },
+    /// The retry schedule is used up; the row is kept, as failed.
+    Failed,
+}
+
+impl NotificationOutcome {
+    /// The row's status and when it is next due.
+    fn values(self, now: i64) -> (&'static str, i64) {
+        match self {
+            NotificationOutcome::Delivered => ("delivered", now),
+            NotificationOutcome::Retry { at } => ("pending", at),
+            NotificationOutcome::Failed => ("failed", now),
+        }
+    }
+}
+
+/// One push of a notification, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationPush {
+    pub id: i64,
+    pub outcome: NotificationOutcome,
+    pub error: Option<String>,
+    pub at: i64,
+}
+
+impl NotificationPush {
+    /// The parameters of [`RECORD_SQL`] but the id: status, next due, error, time.
+    pub(super) fn values(&self) -> (&'static str, i64, Option<&str>, i64) {
+        let (status, next) = self.outcome.values(self.at);
+        (status, next, self.error.as_deref(), self.at)
+    }
+}
+
+/// Which notifications to lease: up to `limit` due at `now`, taken until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotificationLease {
+    pub now: i64,
+    pub limit: usize,
+    pub until: i64,
+}
+
+#[async_trait]
+pub trait NotificationStore {
+    /// Takes due pending notifications, oldest due first; on PostgreSQL rows another node is
+    /// taking are skipped, so each is sent by one node.
+    async fn lease_notifications(&self, lease: NotificationLease) -> StoreResult<Vec<LeasedNotification>>;
+    /// Records one push of a notification.
+    async fn record_notification(&self, push: NotificationPush) -> StoreResult<()>;
+}
+
+/// Stores a notification due at once (type, body, time).
+pub(super) const INSERT_SQL: &str =
+    "INSERT INTO operator_notifications (type, body, next_attempt_at, created_at, updated_at)
+     VALUES ($1, $2, $3, $3, $3)";
+
+/// Leases due notifications (lease end, now, limit), `lock` taking the rows on PostgreSQL.
+pub(super) fn lease_sql(lock: &str) -> String {
+    format!(
+        "UPDATE operator_notifications SET next_attempt_at = $1
+         WHERE id IN (SELECT id FROM operator_notifications WHERE status = 'pending' AND next_attempt_at <= $2
+                      ORDER BY next_attempt_at LIMIT $3 {lock})
+         RETURNING id, type, body, attempts"
+    )
+}
+
+/// Records a push (id, status, next due, error, time).
+pub(super) const RECORD_SQL: &str = "UPDATE operator_notifications
+     SET attempts = attempts + 1, status = $2, next_attempt_at = $3, last_error = $4, updated_at = $5
+     WHERE id = $1";
+
+/// A leased notification from the columns of [`lease_sql`].
+pub(super) fn leased(r: &impl super::rows::Columns) -> StoreResult<LeasedNotification> {
+    Ok(LeasedNotification {
+        id: r.int(0)?,
+        kind: r.parsed(1)?,
+        body: r.text(2)?,
+        attempts: u32::try_from(r.int(3)?).unwrap_or(u32::MAX),
+    })
+}
+
+/// The delivery notifications of a batch of attempt results; the pauses' are written only with
+/// a pause that takes.
+pub(super) fn of_attempts(results: &[AttemptResult]) -> impl Iterator<Item = &Notification> {
+    results.iter().flat_map(|r| &r.notifications)
+}

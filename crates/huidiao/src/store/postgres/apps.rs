@@ -1,0 +1,157 @@
+//! PostgreSQL: apps, their subscriptions and their rate caps.
+
+use async_trait::async_trait;
+
+use super::{before_bound, is_unique_violation, PostgresStore};
+use crate::domain::apps::AppType;
+use crate::domain::apps::{App, AppUpdate, Subscription};
+use crate::domain::event_types::EventType;
+use crate::domain::paging::PageRequest;
+use crate::domain::tenancy::Scope;
+use crate::store::rows::{self, APP_COLUMNS, SUBSCRIPTION_COLUMNS};
+use crate::store::{connector_taken, scope_filter, AppStore, StoreResult, SET_MAX_PER_SECOND_SQL};
+
+#[async_trait]
+impl AppStore for PostgresStore {
+    async fn create_app(&self, a: &App) -> StoreResult<()> {
+        let client = self.pool.get().await?;
+        let inserted = client
+            .execute(
+                &format!(
+                    "INSERT INTO api_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
+                ),
+                &[
+                    &a.id,
+                    &a.account_id,
+                    &a.owner_id,
+                    &a.app_type.as_str(),
+                    &a.name,
+                    &a.connector_id,
+                    &a.callback_url,
+                    &a.verify_token,
+                    &a.created_at,
+                    &a.updated_at,
+                    &a.max_per_second.map(i64::from),
+                    &a.paused.as_ref().map(|p| p.at),
+                    &a.paused.as_ref().and_then(|p| p.reason.as_deref()),
+                ],
+            )
+            .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(connector_taken(a.connector_id)),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn get_app(&self, id: i64) -> StoreResult<Option<App>> {
+        self.one(
+            &format!("SELECT {APP_COLUMNS} FROM api_apps WHERE id = $1 AND deleted_at IS NULL"),
+            &[&id],
+            rows::app,
+        )
+        .await
+    }
+
+    async fn count_apps(&self, account_id: i64) -> StoreResult<i64> {
+        Ok(self
+            .one(
+                "SELECT COUNT(*) FROM api_apps WHERE account_id = $1 AND deleted_at IS NULL",
+                &[&account_id],
+                |r| rows::Columns::int(r, 0),
+            )
+            .await?
+            .unwrap_or(0))
+    }
+
+    async fn list_apps(
+        &self,
+        scope: Scope,
+        app_type: Option<AppType>,
+        page: PageRequest,
+    ) -> StoreResult<Vec<App>> {
+        let (scope_column, scope_id) = scope_filter(scope);
+        self.all(
+            &format!(
+                "SELECT {APP_COLUMNS} FROM api_apps
+                 WHERE {scope_column} = $1 AND deleted_at IS NULL AND id < $2 AND ($3::TEXT IS NULL OR app_type = $3)
+                 ORDER BY id DESC LIMIT $4"
+            ),
+            &[&scope_id, &before_bound(page), &app_type.map(AppType::as_str), &(page.size as i64 + 1)],
+            rows::app,
+        )
+        .await
+    }
+
+    async fn update_app(&self, id: i64, update: &AppUpdate, now: i64) -> StoreResult<bool> {
+        let changed = self
+            .execute(
+                "UPDATE api_apps SET name = COALESCE($2, name), callback_url = COALESCE($3, callback_url), updated_at = $4
+                 WHERE id = $1 AND deleted_at IS NULL",
+                &[&id, &update.name, &update.callback_url, &now],
+            )
+            .await?;
+        Ok(changed > 0)
+    }
+
+    async fn set_max_per_second(&self, id: i64, max_per_second: Option<u32>, now: i64) -> StoreResult<bool> {
+        let max_per_second = max_per_second.map(i64::from);
+        Ok(self.execute(SET_MAX_PER_SECOND_SQL, &[&id, &max_per_second, &now]).await? > 0)
+    }
+
+    async fn delete_app(&self, id: i64, now: i64) -> StoreResult<bool> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let changed = tx
+            .execute(
+                "UPDATE api_apps SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
+                &[&id, &now],
+            )
+            .await?;
+        tx.execute("DELETE FROM subscriptions WHERE app_id = $1", &[&id]).await?;
+        tx.execute(
+            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = $2
+             WHERE app_id = $1 AND status = 'pending'",
+            &[&id, &now],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(changed > 0)
+    }
+
+    async fn subscribe(&self, subscriptions: &[Subscription]) -> StoreResult<()> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let statement = tx
+            .prepare_cached(&format!(
+                "INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, $4)
+                 ON CONFLICT (app_id, event_type) DO NOTHING"
+            ))
+            .await?;
+        for s in subscriptions {
+            tx.execute(&statement, &[&s.id, &s.app_id, &s.event_type.as_str(), &s.created_at]).await?;
+        }
+        Ok(tx.commit().await?)
+    }
+
+    async fn unsubscribe(&self, app_id: i64, types: &[EventType]) -> StoreResult<()> {
+        let types: Vec<&str> = types.iter().map(|t| t.as_str()).collect();
+        self.execute(
+            "DELETE FROM subscriptions WHERE app_id = $1 AND event_type = ANY($2)",
+            &[&app_id, &types],
+        )
+        .await
+        .map(|_| ())
+    }
+
+    async fn list_subscriptions(&self, app_id: i64, page: PageRequest) -> StoreResult<Vec<Subscription>> {
+        self.all(
+            &format!(
+                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE app_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ),
+            &[&app_id, &before_bound(page), &(page.size as i64 + 1)],
+            rows::subscription,
+        )
+        .await
+    }
+}

@@ -1,0 +1,87 @@
+//! PostgreSQL: the delivery log: an app's deliveries, one with its attempts, a resend, and
+//! retention.
+
+use async_trait::async_trait;
+
+use super::{before_bound, bookkeeping_transaction, idempotency, notify, tx_all, PostgresStore};
+use crate::domain::attempts::Attempt;
+use crate::domain::delivery::DeliveryStatus;
+use crate::domain::delivery::{Delivery, DeliveryFilter};
+use crate::domain::event_types::EventType;
+use crate::domain::paging::PageRequest;
+use crate::store::rows;
+use crate::store::{log, resend_sql, DeliveryLog, StoreResult};
+
+#[async_trait]
+impl DeliveryLog for PostgresStore {
+    async fn list_deliveries(
+        &self,
+        app_id: i64,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Delivery>> {
+        self.all(
+            &log::list_deliveries_sql(),
+            &[
+                &app_id,
+                &before_bound(page),
+                &filter.status.map(DeliveryStatus::as_str),
+                &filter.event_type.map(EventType::as_str),
+                &(page.size as i64 + 1),
+            ],
+            rows::delivery,
+        )
+        .await
+    }
+
+    async fn get_delivery(
+        &self,
+        app_id: i64,
+        id: i64,
+    ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
+        let found = self
+            .one(&log::get_delivery_sql(), &[&id, &app_id], |r| {
+                Ok((rows::delivery(r)?, rows::Columns::text(r, 12)?))
+            })
+            .await?;
+        let Some((delivery, body)) = found else { return Ok(None) };
+        let attempts = self.all(&log::attempts_sql(), &[&id], rows::attempt).await?;
+        Ok(Some((delivery, body, attempts)))
+    }
+
+    async fn resend(&self, app_id: i64, id: i64, now: i64) -> StoreResult<bool> {
+        let mut client = self.pool.get().await?;
+        let tx = client.transaction().await?;
+        let exists: bool = tx.query_one(log::DELIVERY_EXISTS_SQL, &[&id, &app_id]).await?.get(0);
+        tx.execute(&resend_sql(), &[&now, &id, &app_id]).await?;
+        notify(&tx).await?;
+        tx.commit().await?;
+        Ok(exists)
+    }
+
+    async fn prune(&self, statuses: Vec<DeliveryStatus>, before: i64, limit: usize) -> StoreResult<usize> {
+        let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
+        let mut client = self.pool.get().await?;
+        let tx = bookkeeping_transaction(&mut client).await?;
+        let doomed = tx_all(
+            &tx,
+            "SELECT id, event_id FROM deliveries
+             WHERE status = ANY($1) AND status <> 'pending' AND updated_at < $2 LIMIT $3",
+            &[&statuses, &before, &(limit as i64)],
+            |r| Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)?)),
+        )
+        .await?;
+        let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();
+        tx.execute("DELETE FROM attempts WHERE delivery_id = ANY($1)", &[&ids]).await?;
+        tx.execute("DELETE FROM delivery_bodies WHERE delivery_id = ANY($1)", &[&ids]).await?;
+        let deleted = tx.execute("DELETE FROM deliveries WHERE id = ANY($1)", &[&ids]).await?;
+        idempotency::prune_keys(&tx, &event_ids).await?;
+        tx.execute(
+            "DELETE FROM events WHERE id = ANY($1) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+            &[&event_ids],
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(deleted as usize)
+    }
+}

@@ -1,0 +1,101 @@
+//! SQLite: the delivery log: an app's deliveries, one with its attempts, a resend, and retention.
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::{all, before_bound, idempotency, numbered, one, Durability, SqliteStore};
+use crate::domain::attempts::Attempt;
+use crate::domain::delivery::DeliveryStatus;
+use crate::domain::delivery::{Delivery, DeliveryFilter};
+use crate::domain::event_types::EventType;
+use crate::domain::paging::PageRequest;
+use crate::store::rows::{self, json_ids};
+use crate::store::{log, resend_sql, DeliveryLog, Dialect, StoreResult};
+
+const SQLITE: Dialect = Dialect::Sqlite;
+
+#[async_trait]
+impl DeliveryLog for SqliteStore {
+    async fn list_deliveries(
+        &self,
+        app_id: i64,
+        filter: DeliveryFilter,
+        page: PageRequest,
+    ) -> StoreResult<Vec<Delivery>> {
+        self.read(move |conn| {
+            all(
+                conn,
+                &SQLITE.statement(&log::list_deliveries_sql()),
+                params![
+                    app_id,
+                    before_bound(page),
+                    filter.status.map(DeliveryStatus::as_str),
+                    filter.event_type.map(EventType::as_str),
+                    page.size as i64 + 1
+                ],
+                |r| rows::delivery(r),
+            )
+        })
+        .await
+    }
+
+    async fn get_delivery(
+        &self,
+        app_id: i64,
+        id: i64,
+    ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
+        self.read(move |conn| {
+            let found = one(conn, &SQLITE.statement(&log::get_delivery_sql()), params![id, app_id], |r| {
+                Ok((rows::delivery(r)?, rows::Columns::text(r, 12)?))
+            })?;
+            let Some((delivery, body)) = found else { return Ok(None) };
+            let attempts = all(conn, &SQLITE.statement(&log::attempts_sql()), [id], |r| rows::attempt(r))?;
+            Ok(Some((delivery, body, attempts)))
+        })
+        .await
+    }
+
+    async fn resend(&self, app_id: i64, id: i64, now: i64) -> StoreResult<bool> {
+        self.write(move |tx| {
+            let exists: bool =
+                tx.query_row(&SQLITE.statement(log::DELIVERY_EXISTS_SQL), params![id, app_id], |r| r.get(0))?;
+            tx.prepare_cached(&numbered(&resend_sql()))?.execute(params![now, id, app_id])?;
+            Ok(exists)
+        })
+        .await
+    }
+
+    async fn prune(&self, statuses: Vec<DeliveryStatus>, before: i64, limit: usize) -> StoreResult<usize> {
+        self.write_with(Durability::Relaxed, move |tx| {
+            let statuses = serde_json::to_string(&statuses.iter().map(|s| s.as_str()).collect::<Vec<_>>())
+                .expect("strings serialise");
+            let doomed = all(
+                tx,
+                "SELECT id, event_id FROM deliveries
+                 WHERE status IN (SELECT value FROM json_each(?1)) AND status <> 'pending' AND updated_at < ?2
+                 LIMIT ?3",
+                params![statuses, before, limit as i64],
+                |r| Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)?)),
+            )?;
+            let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();
+            let ids = json_ids(&ids);
+            for table in ["attempts", "delivery_bodies"] {
+                tx.execute(
+                    &format!("DELETE FROM {table} WHERE delivery_id IN (SELECT value FROM json_each(?1))"),
+                    [&ids],
+                )?;
+            }
+            let deleted =
+                tx.execute("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))", [&ids])?;
+            let event_ids = json_ids(&event_ids);
+            idempotency::prune_keys(tx, &event_ids)?;
+            tx.execute(
+                "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))
+                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+                [event_ids],
+            )?;
+            Ok(deleted)
+        })
+        .await
+    }
+}

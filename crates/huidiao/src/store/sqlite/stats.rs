@@ -1,0 +1,34 @@
+//! [`StatsStore`] on SQLite.
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::{all, numbered, one, SqliteStore};
+use crate::domain::stats::AppStats;
+use crate::domain::stats::{StatsRange, MAX_LATENCY_SAMPLES};
+use crate::store::stats::{self, StatsStore};
+use crate::store::StoreResult;
+
+#[async_trait]
+impl StatsStore for SqliteStore {
+    async fn app_stats(&self, app_id: i64, range: StatsRange) -> StoreResult<AppStats> {
+        self.read(move |conn| {
+            let (app, first, end) = stats::bounds(app_id, range);
+            // One snapshot, so the counts and the latencies describe the same moment.
+            let tx = conn.unchecked_transaction()?;
+            let key = params![app, first, end];
+            Ok(AppStats {
+                deliveries: all(&tx, &numbered(stats::DELIVERIES_SQL), key, |r| stats::count(r))?,
+                attempts: one(&tx, &numbered(stats::ATTEMPTS_SQL), key, |r| stats::attempts(r))?
+                    .unwrap_or_default(),
+                latencies: all(
+                    &tx,
+                    &numbered(stats::LATENCIES_SQL),
+                    params![app, first, end, MAX_LATENCY_SAMPLES],
+                    |r| Ok(r.get(0)?),
+                )?,
+            })
+        })
+        .await
+    }
+}

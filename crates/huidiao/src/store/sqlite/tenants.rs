@@ -1,0 +1,113 @@
+//! SQLite: accounts, users, their tokens and connectors.
+
+use async_trait::async_trait;
+use rusqlite::params;
+
+use super::{one, SqliteStore};
+use crate::domain::tenancy::{Account, Connector, User};
+use crate::domain::tokens::{AuthToken, TokenRecord};
+use crate::store::rows::{
+    self, permissions_to_text, ACCOUNT_COLUMNS, CONNECTOR_COLUMNS, TOKEN_GRANT_SELECT, USER_COLUMNS,
+};
+use crate::store::{StoreResult, TenantStore};
+
+#[async_trait]
+impl TenantStore for SqliteStore {
+    async fn create_account(&self, account: &Account) -> StoreResult<()> {
+        let a = account.clone();
+        self.write(move |tx| {
+            tx.execute(
+                &format!("INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4)"),
+                params![a.id, a.name, a.edition.as_str(), a.created_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_account(&self, id: i64) -> StoreResult<Option<Account>> {
+        self.read(move |conn| {
+            one(conn, &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"), [id], |r| {
+                rows::account(r)
+            })
+        })
+        .await
+    }
+
+    async fn create_user(&self, user: &User) -> StoreResult<()> {
+        let u = user.clone();
+        self.write(move |tx| {
+            tx.execute(
+                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                params![u.id, u.account_id, u.name, u.role.as_str(), u.created_at, u.plugin_developer],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
+        self.read(move |conn| {
+            one(conn, &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], |r| rows::user(r))
+        })
+        .await
+    }
+
+    async fn create_token(&self, token: &TokenRecord) -> StoreResult<()> {
+        let t = token.clone();
+        self.write(move |tx| {
+            tx.execute(
+                "INSERT INTO tokens (id, user_id, name, lookup_key, secret_hash, permissions, expires_at, revoked, created_at)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                params![
+                    t.id,
+                    t.user_id,
+                    t.name,
+                    t.lookup_key,
+                    t.secret_hash,
+                    permissions_to_text(&t.permissions),
+                    t.expires_at,
+                    t.revoked,
+                    t.created_at
+                ],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn find_token(&self, lookup_key: &str) -> StoreResult<Option<AuthToken>> {
+        let key = lookup_key.to_owned();
+        self.read(move |conn| {
+            one(conn, &format!("{TOKEN_GRANT_SELECT} WHERE t.lookup_key = ?1"), [key], |r| {
+                rows::auth_token(r)
+            })
+        })
+        .await
+    }
+
+    async fn revoke_token(&self, id: i64) -> StoreResult<bool> {
+        self.write(move |tx| Ok(tx.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id])? > 0)).await
+    }
+
+    async fn create_connector(&self, connector: &Connector) -> StoreResult<()> {
+        let c = connector.clone();
+        self.write(move |tx| {
+            tx.execute(
+                &format!("INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+                params![c.id, c.account_id, c.creator_id, c.name, c.created_at],
+            )?;
+            Ok(())
+        })
+        .await
+    }
+
+    async fn get_connector(&self, id: i64) -> StoreResult<Option<Connector>> {
+        self.read(move |conn| {
+            one(conn, &format!("SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = ?1"), [id], |r| {
+                rows::connector(r)
+            })
+        })
+        .await
+    }
+}
