@@ -61,7 +61,7 @@ pub struct ServeConfig {
     #[arg(long, env = "HUIDIAO_MAX_APPS_PER_ACCOUNT", default_value_t = 1000)]
     pub max_apps_per_account: i64,
 
-    /// Requests per second each token (and the admin token) may make, per node; 0 is no limit.
+    /// Requests per second each personal access token may make, per node; 0 is no limit.
     /// Over it, requests answer code 4013 (HTTP 429) with `Retry-After`.
     #[arg(long, env = "HUIDIAO_RATE_LIMIT_PER_TOKEN", default_value_t = 100)]
     pub rate_limit_per_token: u32,
@@ -69,6 +69,12 @@ pub struct ServeConfig {
     /// Requests a token may make at once above its steady rate.
     #[arg(long, env = "HUIDIAO_RATE_LIMIT_BURST", default_value_t = 200)]
     pub rate_limit_burst: u32,
+
+    /// Requests per second the admin token may make, per node (bursts of twice that); 0, the
+    /// default, is no limit: the admin token is the platform publishing its events one request at
+    /// a time, not a tenant.
+    #[arg(long, env = "HUIDIAO_RATE_LIMIT_ADMIN", default_value_t = 0)]
+    pub rate_limit_admin: u32,
 
     /// Failed authentications per second one client address may make, per node (bursts of twice
     /// that); over it they answer 4013 (HTTP 429) with `Retry-After`. Valid tokens are never

@@ -12,7 +12,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::api::connections;
-use crate::api::rate_limit::RateLimits;
+use crate::api::rate_limit::{RateLimits, RateSettings};
 use crate::api::{self, AppState, Limits};
 use crate::config::{ServeConfig, ADMIN_TOKEN_ENV};
 use crate::disk::{Ballast, DiskWatch};
@@ -163,11 +163,12 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         operator_notifications: operator_webhook.is_some(),
         metrics: metrics.clone(),
         wake: wake.clone(),
-        rate_limits: Arc::new(RateLimits::new(
-            config.rate_limit_per_token,
-            config.rate_limit_burst,
-            config.rate_limit_failed_auth_per_ip,
-        )),
+        rate_limits: Arc::new(RateLimits::new(RateSettings {
+            per_token: config.rate_limit_per_token,
+            burst: config.rate_limit_burst,
+            admin: config.rate_limit_admin,
+            failed_auth_per_address: config.rate_limit_failed_auth_per_ip,
+        })),
         limits: Limits {
             max_apps_per_account: config.max_apps_per_account,
             max_body_bytes: config.max_body_bytes,

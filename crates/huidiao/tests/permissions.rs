@@ -228,6 +228,32 @@ async fn each_token_is_rate_limited_on_its_own() {
     server.call(Method::GET, "/v1/api_apps", Some(&busy.token), None).await.ok();
 }
 
+/// The admin token publishes for the whole platform, one event per request: a tenant's limit
+/// does not apply to it, only `--rate-limit-admin` when the operator sets one.
+#[tokio::test]
+async fn the_admin_token_is_held_only_to_its_own_limit() {
+    let tight_tokens = ["--rate-limit-per-token", "2", "--rate-limit-burst", "2"];
+    let server = Server::start_with(common::Options {
+        extra_args: tight_tokens.map(String::from).to_vec(),
+        ..Default::default()
+    })
+    .await;
+    for _ in 0..30 {
+        server.admin(Method::GET, "/admin/v1/events", None).await.ok();
+    }
+    let admin_limited =
+        [&tight_tokens[..], &["--rate-limit-admin", "2"]].concat().into_iter().map(String::from).collect();
+    let server =
+        Server::start_with(common::Options { extra_args: admin_limited, ..Default::default() }).await;
+    let mut answers = Vec::new();
+    for _ in 0..10 {
+        answers.push(server.admin(Method::GET, "/admin/v1/events", None).await);
+    }
+    let limited =
+        answers.iter().find(|a| a.code() != 0).expect("ten requests go over 2 per second with bursts of 4");
+    assert!(limited.err(4013, 429).contains("try again"));
+}
+
 #[tokio::test]
 async fn failed_authentications_are_limited_per_address_and_valid_tokens_still_work() {
     let options = common::Options {

@@ -1,6 +1,8 @@
-//! Rate limiting per token: each personal access token, and the admin token, may make a steady
-//! number of requests per second with a burst on top. Over that, requests answer 4013 (HTTP 429)
-//! with `Retry-After`. Failed authentications are limited per client address the same way, so a
+//! Rate limiting per token: each personal access token may make a steady number of requests per
+//! second with a burst on top. Over that, requests answer 4013 (HTTP 429) with `Retry-After`. The
+//! admin token has a limit of its own, off by default: it is the platform's producer, which
+//! publishes one event per request as things happen, and a tenant's limit would refuse most of
+//! them. Failed authentications are limited per client address the same way, so a
 //! client guessing or replaying bad tokens is slowed without ever refusing a valid token. An IPv6
 //! client is counted by its /64, the block one host is usually given, and addresses that have not
 //! failed lately are forgotten, so the table stays as small as the set of recent offenders. The
@@ -12,7 +14,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
+use governor::{DefaultDirectRateLimiter, DefaultKeyedRateLimiter, Quota, RateLimiter};
 
 use crate::error::{ApiError, ErrorCode};
 
@@ -23,9 +25,21 @@ pub enum RateKey {
     Admin,
 }
 
+/// The steady rates and bursts of the limits, per node; a rate of 0 switches a limit off.
+#[derive(Debug, Clone, Copy)]
+pub struct RateSettings {
+    pub per_token: u32,
+    pub burst: u32,
+    /// The admin token's rate; its bursts are twice that.
+    pub admin: u32,
+    /// Failed authentications per client address; bursts are twice that.
+    pub failed_auth_per_address: u32,
+}
+
 /// The limiters of a server; `None` inside when a limit is switched off.
 pub struct RateLimits {
     per_token: Option<DefaultKeyedRateLimiter<RateKey>>,
+    admin: Option<DefaultDirectRateLimiter>,
     failed_auth_per_address: Option<DefaultKeyedRateLimiter<IpAddr>>,
     /// Failed authentications counted so far, which time the pruning of the address table.
     failures: AtomicU64,
@@ -49,22 +63,29 @@ fn address_key(address: IpAddr) -> IpAddr {
     }
 }
 
-/// A keyed limiter of `per_second` with bursts of `burst` (at least `per_second`); 0 is none.
-fn keyed<K: Clone + Eq + std::hash::Hash>(per_second: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+/// `per_second` with bursts of `burst` (at least `per_second`); 0 is no limit.
+fn quota(per_second: u32, burst: u32) -> Option<Quota> {
     NonZeroU32::new(per_second).map(|rate| {
         let burst = NonZeroU32::new(burst.max(per_second)).unwrap_or(rate);
-        RateLimiter::keyed(Quota::per_second(rate).allow_burst(burst))
+        Quota::per_second(rate).allow_burst(burst)
     })
 }
 
+/// A limiter per key of `per_second` with bursts of `burst`; 0 is none.
+fn keyed<K: Clone + Eq + std::hash::Hash>(per_second: u32, burst: u32) -> Option<DefaultKeyedRateLimiter<K>> {
+    quota(per_second, burst).map(RateLimiter::keyed)
+}
+
 impl RateLimits {
-    /// `per_second` requests per second per token with bursts of `burst`, and
-    /// `failed_auth_per_second` failed authentications per client address with bursts of twice
-    /// that; 0 switches a limit off.
-    pub fn new(per_second: u32, burst: u32, failed_auth_per_second: u32) -> Self {
+    pub fn new(settings: RateSettings) -> Self {
+        let doubled = |rate: u32| rate.saturating_mul(2);
         RateLimits {
-            per_token: keyed(per_second, burst),
-            failed_auth_per_address: keyed(failed_auth_per_second, failed_auth_per_second.saturating_mul(2)),
+            per_token: keyed(settings.per_token, settings.burst),
+            admin: quota(settings.admin, doubled(settings.admin)).map(RateLimiter::direct),
+            failed_auth_per_address: keyed(
+                settings.failed_auth_per_address,
+                doubled(settings.failed_auth_per_address),
+            ),
             failures: AtomicU64::new(0),
             clock: DefaultClock::default(),
         }
@@ -72,8 +93,12 @@ impl RateLimits {
 
     /// Counts one request against `key`, or says when to come back.
     pub fn check(&self, key: RateKey) -> Result<(), ApiError> {
-        let Some(limiter) = &self.per_token else { return Ok(()) };
-        limiter.check_key(&key).map_err(|not_until| {
+        let checked = match (key, &self.per_token, &self.admin) {
+            (RateKey::Token(_), Some(limiter), _) => limiter.check_key(&key),
+            (RateKey::Admin, _, Some(limiter)) => limiter.check(),
+            _ => return Ok(()),
+        };
+        checked.map_err(|not_until| {
             self.refusal("too many requests with this token", not_until.wait_time_from(self.clock.now()))
         })
     }
@@ -109,9 +134,13 @@ mod tests {
     use super::*;
     use crate::error::ErrorCode;
 
+    fn limits(per_token: u32, burst: u32, admin: u32, failed_auth_per_address: u32) -> RateLimits {
+        RateLimits::new(RateSettings { per_token, burst, admin, failed_auth_per_address })
+    }
+
     #[test]
     fn bursts_then_refuses_with_a_wait() {
-        let limits = RateLimits::new(2, 3, 0);
+        let limits = limits(2, 3, 0, 0);
         for _ in 0..3 {
             assert!(limits.check(RateKey::Token(1)).is_ok());
         }
@@ -119,20 +148,32 @@ mod tests {
         assert_eq!(refused.code, ErrorCode::RateLimited);
         assert_eq!(refused.retry_after, Some(1));
         assert!(limits.check(RateKey::Token(2)).is_ok(), "tokens are counted apart");
-        assert!(limits.check(RateKey::Admin).is_ok());
+        for _ in 0..1000 {
+            assert!(limits.check(RateKey::Admin).is_ok(), "the admin token is not held to a token's limit");
+        }
+    }
+
+    #[test]
+    fn the_admin_token_has_its_own_limit_with_bursts_of_twice_it() {
+        let limits = limits(1000, 1000, 2, 0);
+        for _ in 0..4 {
+            assert!(limits.check(RateKey::Admin).is_ok());
+        }
+        assert_eq!(limits.check(RateKey::Admin).unwrap_err().code, ErrorCode::RateLimited);
+        assert!(limits.check(RateKey::Token(1)).is_ok(), "tokens are counted apart from it");
     }
 
     #[test]
     fn zero_switches_it_off() {
-        let limits = RateLimits::new(0, 0, 0);
+        let limits = limits(0, 0, 0, 0);
         for _ in 0..1000 {
-            assert!(limits.check(RateKey::Admin).is_ok());
+            assert!(limits.check(RateKey::Token(1)).is_ok());
         }
     }
 
     #[test]
     fn addresses_that_stopped_failing_are_forgotten() {
-        let limits = RateLimits::new(0, 0, 1000);
+        let limits = limits(0, 0, 0, 1000);
         let unknown = || ApiError::unauthenticated("unknown token");
         for i in 0..PRUNE_EVERY - 1 {
             limits.failed_auth(Some(IpAddr::V4((0x0a00_0000 + i as u32).into())), unknown());
@@ -147,7 +188,7 @@ mod tests {
 
     #[test]
     fn an_ipv6_host_is_counted_by_its_64() {
-        let limits = RateLimits::new(0, 0, 1);
+        let limits = limits(0, 0, 0, 1);
         let unknown = || ApiError::unauthenticated("unknown token");
         for host in ["2001:db8:1:2::1", "2001:db8:1:2:ffff::9"] {
             assert_eq!(
@@ -164,7 +205,7 @@ mod tests {
 
     #[test]
     fn failed_authentications_are_limited_per_address() {
-        let limits = RateLimits::new(0, 0, 1);
+        let limits = limits(0, 0, 0, 1);
         let (here, there): (IpAddr, IpAddr) = ("127.0.0.1".parse().unwrap(), "127.0.0.2".parse().unwrap());
         let unknown = || ApiError::unauthenticated("unknown token");
         for _ in 0..2 {
