@@ -17,6 +17,7 @@ pub mod health;
 pub mod ids;
 pub mod metrics;
 pub mod notify;
+pub mod publishing;
 pub mod server;
 pub mod store;
 pub mod supervisor;

@@ -25,6 +25,7 @@ pub struct Metrics {
     disk_full: Gauge,
     disk_full_times: Counter,
     operator_notifications: Family<[(&'static str, &'static str); 2], Counter>,
+    publish_group: Histogram,
 }
 
 /// What an attempt did to its delivery, as the `outcome` label says it.
@@ -108,6 +109,12 @@ impl Default for Metrics {
             "Pushes of operator notifications, by type and outcome: delivered, retried, failed",
             operator_notifications.clone(),
         );
+        let publish_group = Histogram::new(exponential_buckets(1.0, 2.0, 11));
+        registry.register(
+            "publish_group_requests",
+            "Publish requests stored by one commit (group commit): above 1, concurrent publishes shared it",
+            publish_group.clone(),
+        );
         Metrics {
             registry,
             events_published,
@@ -122,11 +129,16 @@ impl Default for Metrics {
             disk_full,
             disk_full_times,
             operator_notifications,
+            publish_group,
         }
     }
 }
 
 impl Metrics {
+    pub fn publish_group(&self, requests: usize) {
+        self.publish_group.observe(requests as f64);
+    }
+
     pub fn event_published(&self, event_type: &'static str) {
         self.events_published.get_or_create(&[("event_type", event_type)]).inc();
     }
@@ -210,6 +222,7 @@ mod tests {
         metrics.task_restarted("recorder");
         metrics.disk_full(true);
         metrics.operator_notification("app.paused", "retried");
+        metrics.publish_group(3);
         let guard = metrics.in_flight();
         let text = metrics.render(7);
         drop(guard);
@@ -225,6 +238,7 @@ mod tests {
         assert!(text.contains("huidiao_task_restarts_total{task=\"recorder\"} 1"));
         assert!(text.contains("huidiao_disk_full 1"));
         assert!(text.contains("huidiao_disk_full_events_total 1"));
+        assert!(text.contains("huidiao_publish_group_requests_sum 3"), "{text}");
         assert!(
             text.contains("huidiao_operator_notifications_total{type=\"app.paused\",outcome=\"retried\"} 1")
         );

@@ -25,6 +25,7 @@ use crate::health::Health;
 use crate::ids::{now_ms, IdGenerator};
 use crate::metrics::Metrics;
 use crate::notify::Notifier;
+use crate::publishing::{self, GroupCommit};
 use crate::store::postgres::PostgresStore;
 use crate::store::sqlite::SqliteStore;
 use crate::store::Store;
@@ -155,6 +156,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         supervisor: supervisor.clone(),
         disk: disk.clone(),
         store: store.clone(),
+        publisher: GroupCommit::new(store.clone(), metrics.clone(), publishing::DEFAULT_BOUNDS),
         ids: Arc::new(IdGenerator::for_node(node)),
         page_tokens: Arc::new(PageTokens::new(page_key)),
         admin_token_hash: Arc::new(hash_token(&admin_token)),

@@ -35,6 +35,7 @@ use crate::error::{ApiError, StorageFull};
 use crate::health::Health;
 use crate::ids::{self, IdGenerator};
 use crate::metrics::Metrics;
+use crate::publishing::GroupCommit;
 use crate::store::Store;
 use crate::supervisor::Supervisor;
 use crate::wake::Wake;
@@ -50,6 +51,8 @@ pub struct AppState {
     /// Whether the storage's disk is full; writes are refused while it is.
     pub disk: Arc<DiskWatch>,
     pub store: Arc<dyn Store>,
+    /// Publishes go through it, to share their commits.
+    pub publisher: Arc<GroupCommit>,
     pub ids: Arc<IdGenerator>,
     pub page_tokens: Arc<PageTokens>,
     /// SHA-256 of the operator's admin token; the token itself is not kept.
@@ -141,9 +144,14 @@ async fn bounded_head(req: Request, next: Next) -> Response {
 /// they reach storage, and tells the disk watch when an answer failed for lack of space.
 async fn storage_full(State(state): State<AppState>, req: Request, next: Next) -> Response {
     if state.disk.is_full() && !matches!(*req.method(), Method::GET | Method::HEAD) {
-        // The body is left unread, so the connection cannot carry another request.
         let mut refusal = ApiError::storage_full("refused while the disk is full").into_response();
-        refusal.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        // The body is read (within the publishing limit and the body timeout) and dropped: a
+        // client still sending it when the connection closed would see a broken pipe, not this
+        // answer. One too big to read ends the connection after the answer.
+        let readable = axum::body::to_bytes(req.into_body(), state.limits.max_batch_body_bytes).await.is_ok();
+        if !readable {
+            refusal.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+        }
         return refusal;
     }
     let response = next.run(req).await;

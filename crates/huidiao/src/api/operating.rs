@@ -176,7 +176,7 @@ async fn send_test_event(
         tracing::error!(api_app_id = app.id, %event_type, "a test event routed to no delivery");
         return Err(ApiError::internal("the test event found no receiver; the server log has the details"));
     };
-    state.store.publish(vec![Publication { event, deliveries }]).await?;
+    state.publisher.publish(vec![Publication { event, deliveries }]).await?;
     state.wake.wake();
     tracing::info!(api_app_id = app.id, delivery_id, %event_type, "test event queued");
     Ok(Reply::data(TestEventView { delivery_id: delivery_id.to_string() }))

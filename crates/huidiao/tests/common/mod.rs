@@ -83,17 +83,26 @@ impl Storage {
     /// The statuses of an app's deliveries, read from storage directly (a deleted app's log is
     /// no longer visible through the API).
     pub async fn delivery_statuses(&self, app_id: i64) -> Vec<String> {
-        let sql = "SELECT status FROM deliveries WHERE app_id = $1 ORDER BY id";
+        self.texts("SELECT status FROM deliveries WHERE app_id = $1 ORDER BY id", &[app_id]).await
+    }
+
+    /// The one text column `sql` selects, read from storage directly; `$n` takes `params[n-1]`.
+    pub async fn texts(&self, sql: &str, params: &[i64]) -> Vec<String> {
         match &self.database_url {
             Some(url) => {
                 let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await.unwrap();
                 tokio::spawn(connection);
-                client.query(sql, &[&app_id]).await.unwrap().iter().map(|r| r.get(0)).collect()
+                let params: Vec<&(dyn tokio_postgres::types::ToSql + Sync)> =
+                    params.iter().map(|p| p as &(dyn tokio_postgres::types::ToSql + Sync)).collect();
+                client.query(sql, &params).await.unwrap().iter().map(|r| r.get(0)).collect()
             }
             None => {
                 let db = rusqlite::Connection::open(self.dir.path().join("huidiao.db")).unwrap();
                 let mut stmt = db.prepare(&sql.replace('$', "?")).unwrap();
-                stmt.query_map([app_id], |r| r.get(0)).unwrap().map(Result::unwrap).collect()
+                stmt.query_map(rusqlite::params_from_iter(params), |r| r.get(0))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
             }
         }
     }

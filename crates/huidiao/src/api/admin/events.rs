@@ -189,7 +189,7 @@ async fn publish_all(
         events.into_iter().zip(&repeats).filter(|(_, repeat)| repeat.is_none()).map(|(e, _)| e).collect();
     let candidates = state.store.candidates(routing_keys(&unique)).await?;
     let publications = fan_out_all(unique, &candidates, &mut std::iter::repeat_with(|| state.ids.next_id()));
-    let stored = match state.store.publish(publications).await {
+    let stored = match state.publisher.publish(publications).await {
         Err(StoreError::KeyReused { index, key, event_id }) => {
             return Err(ApiError::bad_request(conflict_message(&what(firsts[index]), &key, &event_id)));
         }

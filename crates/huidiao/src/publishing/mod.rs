@@ -1,0 +1,205 @@
+//! Group commit for publishing: concurrent publishes share one storage transaction.
+//!
+//! Producers publish one event per request as things happen; stored one transaction each, every
+//! publish paid a commit (an fsync on SQLite, a round trip and a WAL flush on PostgreSQL) and
+//! waited for the writer in turn. Here a publish joins a queue; when no commit is in progress it
+//! starts one. The committer takes what is waiting (up to [`Bounds`]), stores it with one
+//! [`DeliveryQueue::publish`](crate::store::queue::DeliveryQueue::publish), answers each publish, and goes again while publishes are waiting —
+//! the classic group-commit loop: nothing lingers, a publish that arrives alone is committed at
+//! once, and under load each commit carries everything that arrived during the previous one.
+//!
+//! A publish is answered only after the commit that holds it; a failed commit fails each publish
+//! in it with the same error. An idempotency key reused for a different event fails only the
+//! publish that carries it: the others of its group are stored again without it. The committer
+//! is a task of its own, so a publish whose client went away is still committed with its group,
+//! never half stored.
+
+mod group;
+
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+
+use tokio::sync::oneshot;
+
+use self::group::{take_group, Waiting};
+use crate::domain::fanout::Publication;
+use crate::domain::idempotency::Published;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError, StoreResult};
+
+pub use self::group::Bounds;
+
+/// The bounds of a commit group by default: four full batches, and bodies that a commit writes
+/// in a few milliseconds.
+pub const DEFAULT_BOUNDS: Bounds = Bounds { events: 4000, bytes: 16 << 20 };
+
+/// Publishes that are waiting, and whether a committer is at work on them.
+#[derive(Default)]
+struct Queue {
+    waiting: Vec<Pending>,
+    committing: bool,
+}
+
+/// One publish waiting for its commit.
+struct Pending {
+    publications: Vec<Publication>,
+    answer: oneshot::Sender<StoreResult<Vec<Published>>>,
+}
+
+impl Waiting for Pending {
+    fn events(&self) -> usize {
+        self.publications.len()
+    }
+
+    fn bytes(&self) -> usize {
+        self.publications.iter().flat_map(|p| &p.deliveries).map(|d| d.body.len()).sum()
+    }
+
+    fn keys(&self) -> Vec<(i64, &str)> {
+        self.publications
+            .iter()
+            .filter_map(|p| p.event.idempotency.as_ref().map(|k| (p.event.account_id, k.key.as_str())))
+            .collect()
+    }
+}
+
+/// Stores publishes in shared transactions; see the module doc.
+pub struct GroupCommit {
+    store: Arc<dyn Store>,
+    metrics: Arc<Metrics>,
+    bounds: Bounds,
+    queue: Mutex<Queue>,
+}
+
+impl GroupCommit {
+    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, bounds: Bounds) -> Arc<Self> {
+        Arc::new(GroupCommit { store, metrics, bounds, queue: Mutex::default() })
+    }
+
+    /// Stores `publications` (one request's events, all or none) with whatever else is being
+    /// published, and answers once they are committed: as [`DeliveryQueue::publish`](crate::store::queue::DeliveryQueue::publish) does.
+    pub async fn publish(self: &Arc<Self>, publications: Vec<Publication>) -> StoreResult<Vec<Published>> {
+        let (answer, answered) = oneshot::channel();
+        let lead = {
+            let mut queue = self.queue();
+            queue.waiting.push(Pending { publications, answer });
+            !std::mem::replace(&mut queue.committing, true)
+        };
+        if lead {
+            tokio::spawn(Committer(self.clone()).run());
+        }
+        answered.await.unwrap_or_else(|_| {
+            Err(StoreError::Internal(
+                "the commit of this publish ended without an answer; the server log says why".into(),
+            ))
+        })
+    }
+
+    fn queue(&self) -> MutexGuard<'_, Queue> {
+        // The queue is consistent between any two statements, so a panic elsewhere leaves it usable.
+        self.queue.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The publishes of the next commit, or none when nothing waits.
+    fn next_group(&self) -> Option<Vec<Pending>> {
+        let mut queue = self.queue();
+        (!queue.waiting.is_empty()).then(|| take_group(&mut queue.waiting, self.bounds))
+    }
+
+    /// Stores `group` in one transaction and answers each of its publishes.
+    async fn commit(&self, mut group: Vec<Pending>) {
+        while !group.is_empty() {
+            let sizes: Vec<usize> = group.iter().map(|p| p.publications.len()).collect();
+            let publications: Vec<Publication> =
+                group.iter().flat_map(|p| p.publications.iter().cloned()).collect();
+            match self.store.publish(publications).await {
+                Ok(answers) => {
+                    self.metrics.publish_group(group.len());
+                    let mut answers = answers.into_iter();
+                    for (pending, size) in group.into_iter().zip(sizes) {
+                        // A publish whose client went away has no one to answer; it is stored.
+                        let _ = pending.answer.send(Ok(answers.by_ref().take(size).collect()));
+                    }
+                    return;
+                }
+                Err(StoreError::KeyReused { index, key, event_id }) => {
+                    let (culprit, first) = owner_of(&sizes, index);
+                    let refused = group.remove(culprit);
+                    let _ = refused.answer.send(Err(StoreError::KeyReused {
+                        index: index - first,
+                        key,
+                        event_id,
+                    }));
+                }
+                Err(failure) => {
+                    for pending in group {
+                        let _ = pending.answer.send(Err(failure.clone()));
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Which publish of a group holds its `index`th event, and the index of that publish's first
+/// event. An index past the end (storage naming an event it was not given) is put on the last.
+fn owner_of(sizes: &[usize], index: usize) -> (usize, usize) {
+    let mut first = 0;
+    for (publish, &size) in sizes.iter().enumerate() {
+        if index < first + size || publish + 1 == sizes.len() {
+            return (publish, first);
+        }
+        first += size;
+    }
+    (0, 0)
+}
+
+/// The task that commits while publishes wait. However it ends — the queue empty, a panic, the
+/// runtime shutting down — dropping it hands the queue on: to nobody when it is empty, else to a
+/// new committer, so no publish is left waiting for a committer that is gone.
+struct Committer(Arc<GroupCommit>);
+
+impl Committer {
+    async fn run(self) {
+        while let Some(group) = self.0.next_group() {
+            self.0.commit(group).await;
+        }
+    }
+}
+
+impl Drop for Committer {
+    fn drop(&mut self) {
+        let mut queue = self.0.queue();
+        if queue.waiting.is_empty() {
+            queue.committing = false;
+            return;
+        }
+        drop(queue);
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                runtime.spawn(Committer(self.0.clone()).run());
+            }
+            Err(_) => {
+                // No runtime to commit on: fail the waiting publishes rather than leave them hanging.
+                let mut queue = self.0.queue();
+                queue.committing = false;
+                queue.waiting.clear();
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::owner_of;
+
+    #[test]
+    fn an_event_index_names_its_publish_and_that_publish_s_first_event() {
+        let sizes = [1, 3, 1];
+        assert_eq!(owner_of(&sizes, 0), (0, 0));
+        assert_eq!(owner_of(&sizes, 1), (1, 1));
+        assert_eq!(owner_of(&sizes, 3), (1, 1));
+        assert_eq!(owner_of(&sizes, 4), (2, 4));
+        assert_eq!(owner_of(&sizes, 9), (2, 4));
+    }
+}
