@@ -17,6 +17,23 @@ pub struct Tenant {
     pub pat: String,
 }
 
+/// A request the server answered with a non-zero code.
+#[derive(Debug)]
+pub struct Refusal {
+    pub path: String,
+    /// The envelope's `code` (-1 when it had none).
+    pub code: i64,
+    pub envelope: Value,
+}
+
+impl std::fmt::Display for Refusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.path, self.envelope)
+    }
+}
+
+impl std::error::Error for Refusal {}
+
 /// The API of every node of the server; requests go to the nodes in turn, as behind a load
 /// balancer.
 #[derive(Clone)]
@@ -46,6 +63,26 @@ impl Api {
         &self.base_urls[self.turn.fetch_add(1, Ordering::Relaxed) % self.base_urls.len()]
     }
 
+    /// Sends one request and answers its envelope's `data`, or the server's refusal (a non-zero
+    /// code); the outer error is a request that got no envelope back.
+    async fn answer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        token: &str,
+        body: Option<&Value>,
+    ) -> Result<Result<Value, Refusal>, Error> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base_url())).bearer_auth(token);
+        if let Some(body) = body {
+            request = request.json(body);
+        }
+        let mut envelope: Value = request.send().await?.json().await?;
+        match envelope["code"].as_i64() {
+            Some(0) => Ok(Ok(envelope["data"].take())),
+            code => Ok(Err(Refusal { path: path.to_owned(), code: code.unwrap_or(-1), envelope })),
+        }
+    }
+
     /// Sends one request and answers its envelope's `data`; a non-zero code is an error.
     async fn call(
         &self,
@@ -54,15 +91,7 @@ impl Api {
         token: &str,
         body: Option<&Value>,
     ) -> Result<Value, Error> {
-        let mut request = self.http.request(method, format!("{}{path}", self.base_url())).bearer_auth(token);
-        if let Some(body) = body {
-            request = request.json(body);
-        }
-        let envelope: Value = request.send().await?.json().await?;
-        if envelope["code"] != 0 {
-            return Err(format!("{path}: {envelope}").into());
-        }
-        Ok(envelope["data"].clone())
+        Ok(self.answer(method, path, token, body).await??)
     }
 
     fn id(data: &Value, path: &str) -> Result<String, Error> {
@@ -130,9 +159,21 @@ impl Api {
 
     /// `POST /admin/v1/events`: one event; answers how many deliveries were queued.
     pub async fn publish_one(&self, event: &Value) -> Result<u64, Error> {
-        let data =
-            self.call(reqwest::Method::POST, "/admin/v1/events", &self.admin_token, Some(event)).await?;
-        data["deliveries"].as_u64().ok_or_else(|| format!("events: no deliveries in {data}").into())
+        Ok(self.try_publish_one(event).await??)
+    }
+
+    /// `POST /admin/v1/events`, keeping a refusal (e.g. 4013, rate-limited) apart from a request
+    /// that got no answer, so a load can count refusals and go on.
+    pub async fn try_publish_one(&self, event: &Value) -> Result<Result<u64, Refusal>, Error> {
+        let answer =
+            self.answer(reqwest::Method::POST, "/admin/v1/events", &self.admin_token, Some(event)).await?;
+        match answer {
+            Ok(data) => data["deliveries"]
+                .as_u64()
+                .map(Ok)
+                .ok_or_else(|| format!("events: no deliveries in {data}").into()),
+            Err(refusal) => Ok(Err(refusal)),
+        }
     }
 
     /// A sample of `/metrics` summed over the nodes, e.g.

@@ -132,7 +132,11 @@ impl Huidiao {
             .kill_on_drop(true);
         if let Some((url, schema)) = &self.schema {
             let separator = if url.contains('?') { '&' } else { '?' };
-            command.arg("--database-url").arg(format!("{url}{separator}options=-csearch_path%3D{schema}"));
+            // The schema's name as the application name marks this run's backends in
+            // pg_stat_activity (other runs may share the database).
+            command
+                .arg("--database-url")
+                .arg(format!("{url}{separator}options=-csearch_path%3D{schema}&application_name={schema}"));
         }
         let mut child =
             command.spawn().map_err(|e| format!("cannot start {}: {e}", options.binary.display()))?;
@@ -156,6 +160,22 @@ impl Huidiao {
     /// The peak resident memory so far (`VmHWM`) of the largest node, in MiB.
     pub fn peak_rss_mib(&self) -> Option<f64> {
         self.nodes.iter().filter_map(Node::peak_rss_mib).reduce(f64::max)
+    }
+
+    /// The process id of every node.
+    pub fn pids(&self) -> Vec<u32> {
+        self.nodes.iter().map(|node| node.pid).collect()
+    }
+
+    /// The PostgreSQL backend processes serving this run's nodes (none on SQLite). They are this
+    /// machine's processes when the database is on 127.0.0.1, as the bench's is.
+    pub async fn database_pids(&self) -> Result<Vec<u32>, Error> {
+        let Some((url, schema)) = &self.schema else { return Ok(Vec::new()) };
+        let (client, connection) = tokio_postgres::connect(url, tokio_postgres::NoTls).await?;
+        tokio::spawn(connection);
+        let rows =
+            client.query("SELECT pid FROM pg_stat_activity WHERE application_name = $1", &[schema]).await?;
+        Ok(rows.iter().map(|row| row.get::<_, i32>(0) as u32).collect())
     }
 
     /// SIGTERM to every node, then waits for clean exits (SIGKILL after [`STOP_LIMIT`]), and

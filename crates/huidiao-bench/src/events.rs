@@ -38,6 +38,16 @@ pub fn publish_item(account_id: &str, seq: u64, created_at_ms: i64) -> Value {
     })
 }
 
+/// Event `seq` of a load, published with an `idempotency_key` of its own when `keyed` (the cost
+/// of idempotent publishing).
+pub fn load_item(account_id: &str, seq: u64, created_at_ms: i64, keyed: bool) -> Value {
+    let mut item = publish_item(account_id, seq, created_at_ms);
+    if keyed {
+        item["idempotency_key"] = format!("bench-{seq}").into();
+    }
+    item
+}
+
 /// The body huidiao pushes for that event to one app (docs/delivery.md, "The push").
 pub fn push_body(account_id: &str, app_id: &str, seq: u64, created_at_ms: i64) -> Bytes {
     let body = json!({

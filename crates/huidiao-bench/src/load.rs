@@ -1,6 +1,7 @@
 //! Making load, bounded in count and time: jobs at a fixed concurrency, publishing as fast as
 //! accepted or at a steady pace, and waiting for the sink to have seen enough.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -85,6 +86,71 @@ pub async fn publish_fast(
     })
     .await?;
     Ok(Published { started_us, acked_us: unix_us(), deliveries: counts.iter().sum() })
+}
+
+/// The fate of single-event publishing: when it began and when the last request was answered
+/// (unix µs), the time to answer each accepted request (ms), and the requests not accepted.
+pub struct Singles {
+    pub started_us: i64,
+    pub answered_us: i64,
+    pub accepted: usize,
+    pub deliveries: u64,
+    pub latencies_ms: Vec<f64>,
+    /// Requests answered with a non-zero code, by code: how many, and the first answer.
+    pub refused: BTreeMap<i64, (usize, String)>,
+    /// Requests that got no answer: how many, and the first error.
+    pub failed: (usize, Option<String>),
+}
+
+/// Publishes `total` events one per `POST /admin/v1/events` from `producers` producers, each
+/// sending its next request as soon as its previous one is answered (over the client's
+/// kept-alive connections). `item` makes event `seq` with the `created_at` it is given (the
+/// moment it is sent). Every answer is checked; refusals and failures are counted, not fatal.
+pub async fn publish_each(
+    api: &Api,
+    total: usize,
+    producers: usize,
+    item: impl Fn(u64, i64) -> Value + Send + Sync + 'static,
+) -> Result<Singles, Error> {
+    let started_us = unix_us();
+    let api = api.clone();
+    let item = Arc::new(item);
+    let answers = run_concurrent(total, producers, move |seq| {
+        let (api, item) = (api.clone(), item.clone());
+        async move {
+            let event = item(seq as u64, unix_ms());
+            let sent = Instant::now();
+            let answer = api.try_publish_one(&event).await;
+            Ok((sent.elapsed().as_secs_f64() * 1000.0, answer))
+        }
+    })
+    .await?;
+    let mut singles = Singles {
+        started_us,
+        answered_us: unix_us(),
+        accepted: 0,
+        deliveries: 0,
+        latencies_ms: Vec::with_capacity(total),
+        refused: BTreeMap::new(),
+        failed: (0, None),
+    };
+    for (ms, answer) in answers {
+        match answer {
+            Ok(Ok(deliveries)) => {
+                singles.accepted += 1;
+                singles.deliveries += deliveries;
+                singles.latencies_ms.push(ms);
+            }
+            Ok(Err(refusal)) => {
+                singles.refused.entry(refusal.code).or_insert((0, refusal.to_string())).0 += 1;
+            }
+            Err(e) => {
+                singles.failed.0 += 1;
+                singles.failed.1.get_or_insert_with(|| e.to_string());
+            }
+        }
+    }
+    Ok(singles)
 }
 
 /// Publishes one batch every [`TICK`] for `ticks` ticks, whatever the previous batches' fate (a

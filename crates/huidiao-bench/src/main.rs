@@ -3,6 +3,7 @@
 //! prints a table and, as its last line, one JSON object. See docs/benchmarks.md.
 
 mod client;
+mod cpu;
 mod driver;
 mod events;
 mod load;
@@ -60,6 +61,16 @@ enum Scenario {
         #[arg(long)]
         idempotency_keys: bool,
     },
+    /// 100,000 single-event publishes from kept-alive producers, each sending when answered;
+    /// deliveries/s, publish latency, CPU per event of the server (and of PostgreSQL).
+    Publish {
+        /// Concurrent producers, one kept-alive connection each.
+        #[arg(long, default_value_t = 32)]
+        producers: usize,
+        /// Give every event its own `idempotency_key`.
+        #[arg(long)]
+        idempotency_keys: bool,
+    },
     /// A steady 1,000 events/s for 30 s; publish-to-receipt latency.
     Latency,
     /// One event to 1,000 subscribed apps: time to ack, time until all are delivered.
@@ -113,6 +124,9 @@ fn main() -> std::process::ExitCode {
         match cli.scenario {
             Scenario::Throughput { apps, idempotency_keys } => {
                 scenarios::throughput::run(&ctx, apps, idempotency_keys).await
+            }
+            Scenario::Publish { producers, idempotency_keys } => {
+                scenarios::publish::run(&ctx, producers, idempotency_keys).await
             }
             Scenario::Latency => scenarios::latency::run(&ctx).await,
             Scenario::Fanout => scenarios::fanout::run(&ctx).await,

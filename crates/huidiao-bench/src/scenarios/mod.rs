@@ -6,6 +6,7 @@ pub mod api_load;
 pub mod backlog;
 pub mod fanout;
 pub mod latency;
+pub mod publish;
 pub mod slow_receiver;
 pub mod throughput;
 
@@ -14,13 +15,14 @@ use std::time::Duration;
 
 use crate::client::{Api, Tenant};
 use crate::driver::{self, Huidiao};
-use crate::raw::Target;
-use crate::report::{round, Report};
+use crate::raw::{Raw, Target};
+use crate::report::{per_s, round, Report};
 use crate::sink::{Receipt, Sink};
 use crate::Error;
 
 /// Flags for scenarios where one tenant makes thousands of requests a second (the `api` levels,
-/// `fanout`'s 1,000 apps): the per-token rate limit would measure itself, not the server.
+/// `fanout`'s 1,000 apps, `publish`'s single events): the per-token rate limit would measure
+/// itself, not the server.
 pub fn no_token_rate_limit() -> [String; 2] {
     ["--rate-limit-per-token".to_owned(), "0".to_owned()]
 }
@@ -105,6 +107,50 @@ pub fn last_receipt_us(receipts: &[Receipt], since: i64) -> i64 {
 /// Publish-to-receipt latencies (ms) of these receipts.
 pub fn latencies(receipts: &[Receipt]) -> Vec<f64> {
     receipts.iter().map(Receipt::latency_ms).collect()
+}
+
+/// A load published as fast as accepted and delivered: the times (unix µs) of its first publish,
+/// its last ack and its last delivery, and what arrived of what was queued.
+pub struct Delivered {
+    pub queued: usize,
+    pub delivered: usize,
+    pub complete: bool,
+    pub started_us: i64,
+    pub acked_us: i64,
+    pub last_us: i64,
+}
+
+impl Delivered {
+    /// What the sink received of `queued` deliveries published from `started_us` until
+    /// `acked_us`.
+    pub fn new(receipts: &[Receipt], queued: usize, complete: bool, started_us: i64, acked_us: i64) -> Self {
+        let last_us = last_receipt_us(receipts, acked_us);
+        Delivered { queued, delivered: receipts.len(), complete, started_us, acked_us, last_us }
+    }
+
+    /// Deliveries/s from the first publish to the last delivery.
+    pub fn rate(&self) -> f64 {
+        per_s(self.delivered, self.last_us - self.started_us)
+    }
+
+    /// The rows of the table about delivery: what arrived and when, the rate beside the raw
+    /// ceiling measured at `concurrency`, and their ratio.
+    pub fn rows(&self, report: &mut Report, raw: &Raw, concurrency: usize) {
+        report.row(
+            "delivered",
+            format!(
+                "{} of {}{} in {:.2} s; last one {:.2} s after the last ack",
+                self.delivered,
+                self.queued,
+                if self.complete { "" } else { " (INCOMPLETE: gave up waiting)" },
+                (self.last_us - self.started_us) as f64 / 1e6,
+                (self.last_us - self.acked_us) as f64 / 1e6
+            ),
+        );
+        report.row("deliveries/s", format!("{:.0}", self.rate()));
+        report.row("raw posts/s", raw.describe(concurrency));
+        report.row("ratio", format!("{:.3}", self.rate() / raw.per_s));
+    }
 }
 
 /// How long to wait for deliveries before giving up and reporting what arrived.

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::{last_receipt_us, latencies, one_app_per_account, patience, stop, Context};
-use crate::events::publish_item;
+use super::{latencies, one_app_per_account, patience, stop, Context, Delivered};
+use crate::events::load_item;
 use crate::load::{publish_fast, wait_for};
 use crate::raw;
 use crate::report::{per_s, round, Distribution, Report};
@@ -26,18 +26,13 @@ pub async fn run(ctx: &Context, apps: usize, keys: bool) -> Result<Report, Error
 
     let accounts: Arc<Vec<String>> = Arc::new(targets.iter().map(|t| t.account_id.clone()).collect());
     let published = publish_fast(&api, events, move |seq, created_at| {
-        let mut item = publish_item(&accounts[seq as usize % accounts.len()], seq, created_at);
-        if keys {
-            item["idempotency_key"] = format!("bench-{seq}").into();
-        }
-        item
+        load_item(&accounts[seq as usize % accounts.len()], seq, created_at, keys)
     })
     .await?;
     let complete = wait_for(&sink, events, patience(ctx, Duration::from_secs(1800))).await;
     let receipts = sink.take();
-    let last = last_receipt_us(&receipts, published.acked_us);
-    let delivered = receipts.len();
-    let rate = per_s(delivered, last - published.started_us);
+    let delivered = Delivered::new(&receipts, events, complete, published.started_us, published.acked_us);
+    let rate = delivered.rate();
     let latency = Distribution::new(latencies(&receipts));
 
     let keyed = if keys { ", each with an idempotency key" } else { "" };
@@ -51,18 +46,7 @@ pub async fn run(ctx: &Context, apps: usize, keys: bool) -> Result<Report, Error
             per_s(events, published.acked_us - published.started_us)
         ),
     );
-    report.row(
-        "delivered",
-        format!(
-            "{delivered} of {events}{} in {:.2} s; last one {:.2} s after the last ack",
-            if complete { "" } else { " (INCOMPLETE: gave up waiting)" },
-            (last - published.started_us) as f64 / 1e6,
-            (last - published.acked_us) as f64 / 1e6
-        ),
-    );
-    report.row("deliveries/s", format!("{rate:.0}"));
-    report.row("raw posts/s", raw.describe(concurrency));
-    report.row("ratio", format!("{:.3}", rate / raw.per_s));
+    delivered.rows(&mut report, &raw, concurrency);
     report.row("latency p50 / p99 / p99.9 / max", latency.describe());
     report.row("sink connections from huidiao", sink.take_connections());
     report.deliveries(rate, raw.per_s, &latency);
