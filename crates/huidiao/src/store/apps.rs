@@ -2,7 +2,7 @@
 
 use async_trait::async_trait;
 
-use super::StoreResult;
+use super::{StoreError, StoreResult};
 use crate::domain::apps::{App, AppType, AppUpdate, Subscription};
 use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
@@ -37,3 +37,23 @@ pub trait AppStore {
     /// The app's subscriptions, newest first, at most `page.size + 1`.
     async fn list_subscriptions(&self, app_id: i64, page: PageRequest) -> StoreResult<Vec<Subscription>>;
 }
+
+/// The conflict answered when a connector already has a live app.
+pub(super) fn connector_taken(connector_id: Option<i64>) -> StoreError {
+    StoreError::Conflict(format!(
+        "connector {} already has a connector app; a connector has at most one",
+        connector_id.unwrap_or_default()
+    ))
+}
+
+/// The column and value that select the apps of a scope.
+pub(super) fn scope_filter(scope: Scope) -> (&'static str, i64) {
+    match scope {
+        Scope::OwnedBy { user_id, .. } => ("owner_id", user_id),
+        Scope::Account(account_id) => ("account_id", account_id),
+    }
+}
+
+/// Sets an app's delivery rate cap (id, cap or NULL, time of change).
+pub(super) const SET_MAX_PER_SECOND_SQL: &str =
+    "UPDATE api_apps SET max_per_second = $2, updated_at = $3 WHERE id = $1 AND deleted_at IS NULL";

@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 
+use super::dialect::Dialect;
 use super::rows::Columns;
-use super::{Dialect, StoreError, StoreResult};
+use super::{StoreError, StoreResult};
 use crate::domain::events::NewEvent;
 use crate::domain::fanout::Publication;
 use crate::domain::idempotency::Published;

@@ -55,3 +55,17 @@ pub trait DeliveryLog {
     /// attempts and any event left without deliveries. Answers how many were deleted.
     async fn prune(&self, statuses: Vec<DeliveryStatus>, before: i64, limit: usize) -> StoreResult<usize>;
 }
+
+/// Queues the deliveries that `which` selects again, due at $1 with a fresh retry schedule; each
+/// keeps its `event_id` and body. One in flight is left to finish.
+pub(super) fn requeue_sql(which: &str) -> String {
+    format!(
+        "UPDATE deliveries SET status = 'pending', round_attempts = 0, next_attempt_at = $1, updated_at = $1
+         WHERE lease_until IS NULL AND {which}"
+    )
+}
+
+/// Queues a delivery again (now, id, app id): a resend.
+pub(super) fn resend_sql() -> String {
+    requeue_sql("id = $2 AND app_id = $3")
+}

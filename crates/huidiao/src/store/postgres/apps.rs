@@ -8,8 +8,9 @@ use crate::domain::apps::{App, AppUpdate, Subscription};
 use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
 use crate::domain::tenancy::Scope;
+use crate::store::apps::{connector_taken, scope_filter, SET_MAX_PER_SECOND_SQL};
 use crate::store::rows::{self, APP_COLUMNS, SUBSCRIPTION_COLUMNS};
-use crate::store::{connector_taken, scope_filter, AppStore, StoreResult, SET_MAX_PER_SECOND_SQL};
+use crate::store::{AppStore, StoreResult};
 
 #[async_trait]
 impl AppStore for PostgresStore {

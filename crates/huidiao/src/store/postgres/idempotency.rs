@@ -9,8 +9,9 @@ use deadpool_postgres::Transaction;
 
 use super::tx_all;
 use crate::domain::events::NewEvent;
+use crate::store::dialect::Dialect;
 use crate::store::idempotency::{self as sql, Settled};
-use crate::store::{rows, Dialect, StoreError, StoreResult};
+use crate::store::{rows, StoreError, StoreResult};
 
 /// Claims the keys of `events`; answers what each claim settled, in the order of `events`.
 pub(super) async fn claim(tx: &Transaction<'_>, events: &[&NewEvent]) -> StoreResult<Vec<Settled>> {

@@ -9,8 +9,9 @@ use crate::domain::delivery::DeliveryStatus;
 use crate::domain::delivery::{Delivery, DeliveryFilter};
 use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
+use crate::store::log::resend_sql;
 use crate::store::rows;
-use crate::store::{log, resend_sql, DeliveryLog, StoreResult};
+use crate::store::{log, DeliveryLog, StoreResult};
 
 #[async_trait]
 impl DeliveryLog for PostgresStore {

@@ -15,11 +15,11 @@ use crate::domain::delivery::{LeaseRequest, LeasedDelivery};
 use crate::domain::events::{Candidate, NewEvent};
 use crate::domain::fanout::{Publication, RoutingKey};
 use crate::domain::idempotency::Published;
+use crate::store::dialect::Dialect;
 use crate::store::idempotency::{self as store_keys, Settled};
+use crate::store::queue::{candidates_sql, lease_due_sql, next_due_sql, RECORD_ATTEMPT_SQL};
 use crate::store::rows::{self, headers_to_json, ATTEMPT_COLUMNS, LEASED_COLUMNS, LEASED_FROM};
-use crate::store::{
-    candidates_sql, lease_due_sql, next_due_sql, DeliveryQueue, Dialect, StoreResult, RECORD_ATTEMPT_SQL,
-};
+use crate::store::{DeliveryQueue, StoreResult};
 
 /// Rows of a publish, column by column, for one `INSERT … SELECT FROM UNNEST` per table: a batch
 /// of a thousand events is three round trips, not one per row.

@@ -3,14 +3,16 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::{all, before_bound, is_unique_violation, numbered, one, SqliteStore};
+use super::{all, before_bound, is_unique_violation, one, SqliteStore};
 use crate::domain::apps::AppType;
 use crate::domain::apps::{App, AppUpdate, Subscription};
 use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
 use crate::domain::tenancy::Scope;
+use crate::store::apps::{connector_taken, scope_filter, SET_MAX_PER_SECOND_SQL};
+use crate::store::dialect::Dialect;
 use crate::store::rows::{self, APP_COLUMNS, SUBSCRIPTION_COLUMNS};
-use crate::store::{connector_taken, scope_filter, AppStore, StoreResult, SET_MAX_PER_SECOND_SQL};
+use crate::store::{AppStore, StoreResult};
 
 #[async_trait]
 impl AppStore for SqliteStore {
@@ -106,7 +108,10 @@ impl AppStore for SqliteStore {
 
     async fn set_max_per_second(&self, id: i64, max_per_second: Option<u32>, now: i64) -> StoreResult<bool> {
         self.write(move |tx| {
-            Ok(tx.execute(&numbered(SET_MAX_PER_SECOND_SQL), params![id, max_per_second, now])? > 0)
+            Ok(tx.execute(
+                &Dialect::Sqlite.statement(SET_MAX_PER_SECOND_SQL),
+                params![id, max_per_second, now],
+            )? > 0)
         })
         .await
     }

@@ -3,14 +3,16 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::{all, before_bound, idempotency, numbered, one, Durability, SqliteStore};
+use super::{all, before_bound, idempotency, one, Durability, SqliteStore};
 use crate::domain::attempts::Attempt;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::delivery::{Delivery, DeliveryFilter};
 use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
+use crate::store::dialect::Dialect;
+use crate::store::log::resend_sql;
 use crate::store::rows::{self, json_ids};
-use crate::store::{log, resend_sql, DeliveryLog, Dialect, StoreResult};
+use crate::store::{log, DeliveryLog, StoreResult};
 
 const SQLITE: Dialect = Dialect::Sqlite;
 
@@ -59,7 +61,8 @@ impl DeliveryLog for SqliteStore {
         self.write(move |tx| {
             let exists: bool =
                 tx.query_row(&SQLITE.statement(log::DELIVERY_EXISTS_SQL), params![id, app_id], |r| r.get(0))?;
-            tx.prepare_cached(&numbered(&resend_sql()))?.execute(params![now, id, app_id])?;
+            tx.prepare_cached(&Dialect::Sqlite.statement(&resend_sql()))?
+                .execute(params![now, id, app_id])?;
             Ok(exists)
         })
         .await

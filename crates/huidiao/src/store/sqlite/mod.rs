@@ -253,12 +253,6 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
     )
 }
 
-/// A statement shared with PostgreSQL, its `$n` parameters written as SQLite's `?n` (SQLite reads
-/// `$n` as a named parameter and would bind by order of appearance instead).
-fn numbered(sql: &str) -> String {
-    sql.replace('$', "?")
-}
-
 /// Keyset bound for newest-first pages: ids below `before`, or all of them.
 fn before_bound(page: PageRequest) -> i64 {
     page.before.unwrap_or(i64::MAX)

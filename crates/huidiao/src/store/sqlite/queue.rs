@@ -6,17 +6,17 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::{all, idempotency, notifications, numbered, operating, reviews, Durability, SqliteStore};
+use super::{all, idempotency, notifications, operating, reviews, Durability, SqliteStore};
 use crate::domain::attempts::AttemptResult;
 use crate::domain::delivery::{LeaseRequest, LeasedDelivery};
 use crate::domain::events::Candidate;
 use crate::domain::fanout::{Publication, RoutingKey};
 use crate::domain::idempotency::Published;
+use crate::store::dialect::Dialect;
 use crate::store::idempotency::{self as store_keys, Settled};
+use crate::store::queue::{candidates_sql, lease_due_sql, next_due_sql, RECORD_ATTEMPT_SQL};
 use crate::store::rows::{self, headers_to_json, json_ids, ATTEMPT_COLUMNS, LEASED_COLUMNS, LEASED_FROM};
-use crate::store::{
-    candidates_sql, lease_due_sql, next_due_sql, DeliveryQueue, Dialect, StoreResult, RECORD_ATTEMPT_SQL,
-};
+use crate::store::{DeliveryQueue, StoreResult};
 
 /// Stores one event and its deliveries, inside the caller's transaction.
 fn insert_event(tx: &rusqlite::Transaction<'_>, publication: &Publication) -> StoreResult<()> {
@@ -62,7 +62,7 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, publication: &Publication) -> St
 impl DeliveryQueue for SqliteStore {
     async fn candidates(&self, keys: Vec<RoutingKey>) -> StoreResult<HashMap<RoutingKey, Vec<Candidate>>> {
         self.read(move |conn| {
-            let sql = numbered(&candidates_sql(Dialect::Sqlite));
+            let sql = Dialect::Sqlite.statement(&candidates_sql(Dialect::Sqlite));
             let mut found = HashMap::with_capacity(keys.len());
             for key in keys {
                 let (event_type, account_id, connector_ids) = &key;
@@ -101,7 +101,7 @@ impl DeliveryQueue for SqliteStore {
             // deliveries nobody is working on, and an expired lease is simply due again.
             let leased: Vec<i64> = all(
                 tx,
-                &numbered(&lease_due_sql(Dialect::Sqlite)),
+                &Dialect::Sqlite.statement(&lease_due_sql(Dialect::Sqlite)),
                 params![
                     request.lease_until,
                     request.now,
