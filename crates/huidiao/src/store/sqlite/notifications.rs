@@ -6,10 +6,9 @@ use rusqlite::{params, Transaction};
 use super::{all, SqliteStore};
 use crate::domain::attempts::AttemptResult;
 use crate::domain::notifications::Notification;
+use crate::domain::notifications::{LeasedNotification, NotificationLease, NotificationPush};
 use crate::store::dialect::Dialect;
-use crate::store::notifications::{
-    self, LeasedNotification, NotificationLease, NotificationPush, NotificationStore,
-};
+use crate::store::notifications::{self, NotificationStore};
 use crate::store::StoreResult;
 
 /// Stores `notification` in the transaction `tx`.
@@ -39,7 +38,7 @@ impl NotificationStore for SqliteStore {
 
     async fn record_notification(&self, push: NotificationPush) -> StoreResult<()> {
         self.write(move |tx| {
-            let (status, next, error, at) = push.values();
+            let (status, next, error, at) = notifications::push_values(&push);
             tx.execute(
                 &Dialect::Sqlite.statement(notifications::RECORD_SQL),
                 params![push.id, status, next, error, at],
