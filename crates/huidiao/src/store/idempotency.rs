@@ -48,7 +48,7 @@ pub(super) fn delivery_counts_sql(dialect: Dialect) -> String {
         Dialect::Sqlite => "IN (SELECT value FROM json_each($1))",
         Dialect::Postgres => "= ANY($1)",
     };
-    format!("SELECT event_id, COUNT(*) FROM deliveries WHERE event_id {ids} GROUP BY event_id")
+    format!("SELECT event_id, COUNT(*) AS n FROM deliveries WHERE event_id {ids} GROUP BY event_id")
 }
 
 /// Deletes the keys of the events that pruning is about to delete ($1 as in
@@ -70,8 +70,12 @@ pub(super) fn prune_keys_sql(dialect: Dialect) -> String {
 /// A row of [`claim_sql`]: the account and key, and the key as stored.
 pub(super) fn claimed(r: &impl Columns) -> StoreResult<((i64, String), StoredKey)> {
     Ok((
-        (r.int(0)?, r.text(1)?),
-        StoredKey { event_id: r.int(2)?, fingerprint: r.text(3)?, created_at: r.int(4)? },
+        (r.int("coze_account_id")?, r.text("idem_key")?),
+        StoredKey {
+            event_id: r.int("event_id")?,
+            fingerprint: r.text("fingerprint")?,
+            created_at: r.int("created_at")?,
+        },
     ))
 }
 

@@ -58,10 +58,10 @@ pub(super) fn push_values(push: &NotificationPush) -> (&'static str, i64, Option
 /// A leased notification from the columns of [`lease_sql`].
 pub(super) fn leased(r: &impl super::rows::Columns) -> StoreResult<LeasedNotification> {
     Ok(LeasedNotification {
-        id: r.int(0)?,
-        kind: r.parsed(1)?,
-        body: r.text(2)?,
-        attempts: u32::try_from(r.int(3)?).unwrap_or(u32::MAX),
+        id: r.int("id")?,
+        kind: r.parsed("type")?,
+        body: r.text("body")?,
+        attempts: u32::try_from(r.int("attempts")?).unwrap_or(u32::MAX),
     })
 }
 

@@ -154,7 +154,7 @@ pub(super) fn next_due_sql(dialect: Dialect) -> String {
     format!(
         "WITH RECURSIVE {}
          SELECT MIN((SELECT MIN(w.next_attempt_at) FROM deliveries AS w {queue}
-                     WHERE w.app_id = q.app_id AND w.status = 'pending'))
+                     WHERE w.app_id = q.app_id AND w.status = 'pending')) AS due
          FROM queued AS q
          WHERE q.app_id IS NOT NULL
            AND NOT EXISTS (SELECT 1 FROM api_apps AS p WHERE p.id = q.app_id AND p.paused_at IS NOT NULL)",

@@ -57,9 +57,9 @@ impl AppStore for PostgresStore {
     async fn count_apps(&self, account_id: i64) -> StoreResult<i64> {
         Ok(self
             .one(
-                "SELECT COUNT(*) FROM api_apps WHERE account_id = $1 AND deleted_at IS NULL",
+                "SELECT COUNT(*) AS n FROM api_apps WHERE account_id = $1 AND deleted_at IS NULL",
                 &[&account_id],
-                |r| rows::Columns::int(r, 0),
+                |r| rows::Columns::int(r, "n"),
             )
             .await?
             .unwrap_or(0))

@@ -58,7 +58,7 @@ pub(super) async fn delivery_counts(
         return Ok(HashMap::new());
     }
     let counts = tx_all(tx, &sql::delivery_counts_sql(Dialect::Postgres), &[&event_ids], |r| {
-        Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)? as usize))
+        Ok((rows::Columns::int(r, "event_id")?, rows::Columns::int(r, "n")? as usize))
     })
     .await?;
     Ok(counts.into_iter().collect())

@@ -42,7 +42,7 @@ impl DeliveryLog for PostgresStore {
     ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
         let found = self
             .one(&log::get_delivery_sql(), &[&id, &app_id], |r| {
-                Ok((rows::delivery(r)?, rows::Columns::text(r, 12)?))
+                Ok((rows::delivery(r)?, rows::Columns::text(r, "body")?))
             })
             .await?;
         let Some((delivery, body)) = found else { return Ok(None) };
@@ -69,7 +69,7 @@ impl DeliveryLog for PostgresStore {
             "SELECT id, event_id FROM deliveries
              WHERE status = ANY($1) AND status <> 'pending' AND updated_at < $2 LIMIT $3",
             &[&statuses, &before, &(limit as i64)],
-            |r| Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)?)),
+            |r| Ok((rows::Columns::int(r, "id")?, rows::Columns::int(r, "event_id")?)),
         )
         .await?;
         let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();

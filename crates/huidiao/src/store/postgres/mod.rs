@@ -93,23 +93,23 @@ impl From<deadpool_postgres::PoolError> for StoreError {
 }
 
 impl rows::Columns for Row {
-    fn int(&self, index: usize) -> StoreResult<i64> {
-        Ok(self.try_get(index)?)
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.try_get(column)?)
     }
-    fn opt_int(&self, index: usize) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(index)?)
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.try_get(column)?)
     }
-    fn text(&self, index: usize) -> StoreResult<String> {
-        Ok(self.try_get(index)?)
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.try_get(column)?)
     }
-    fn opt_text(&self, index: usize) -> StoreResult<Option<String>> {
-        Ok(self.try_get(index)?)
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.try_get(column)?)
     }
-    fn flag(&self, index: usize) -> StoreResult<bool> {
-        Ok(self.try_get(index)?)
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.try_get(column)?)
     }
-    fn blob(&self, index: usize) -> StoreResult<Vec<u8>> {
-        Ok(self.try_get(index)?)
+    fn blob(&self, column: &str) -> StoreResult<Vec<u8>> {
+        Ok(self.try_get(column)?)
     }
 }
 
@@ -264,11 +264,14 @@ async fn notify(tx: &Transaction<'_>) -> StoreResult<()> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.one("SELECT 1::BIGINT", &[], |r| rows::Columns::int(r, 0)).await.map(|_| ())
+        self.one("SELECT 1::BIGINT AS one", &[], |r| rows::Columns::int(r, "one")).await.map(|_| ())
     }
 
     async fn node_number(&self) -> StoreResult<i64> {
-        Ok(self.one("SELECT nextval('node_numbers')", &[], |r| rows::Columns::int(r, 0)).await?.unwrap_or(0))
+        Ok(self
+            .one("SELECT nextval('node_numbers') AS n", &[], |r| rows::Columns::int(r, "n"))
+            .await?
+            .unwrap_or(0))
     }
 
     async fn watch_wakeups(&self, wake: Wake, shutdown: CancellationToken) {
@@ -289,7 +292,7 @@ impl Store for PostgresStore {
             &[&name, &initial],
         )
         .await?;
-        self.one("SELECT value FROM settings WHERE name = $1", &[&name], |r| rows::Columns::blob(r, 0))
+        self.one("SELECT value FROM settings WHERE name = $1", &[&name], |r| rows::Columns::blob(r, "value"))
             .await?
             .ok_or_else(|| StoreError::Internal(format!("setting {name} vanished")))
     }

@@ -174,7 +174,7 @@ impl DeliveryQueue for PostgresStore {
                 &(request.limit as i64),
                 &request.node,
             ],
-            |r| rows::Columns::int(r, 0),
+            |r| rows::Columns::int(r, "id"),
         )
         .await?;
         let details = tx_all(
@@ -189,7 +189,10 @@ impl DeliveryQueue for PostgresStore {
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
-        Ok(self.one(&next_due_sql(Dialect::Postgres), &[], |r| rows::Columns::opt_int(r, 0)).await?.flatten())
+        Ok(self
+            .one(&next_due_sql(Dialect::Postgres), &[], |r| rows::Columns::opt_int(r, "due"))
+            .await?
+            .flatten())
     }
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
@@ -256,8 +259,8 @@ impl DeliveryQueue for PostgresStore {
 
     async fn pending_count(&self) -> StoreResult<i64> {
         Ok(self
-            .one("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'", &[], |r| {
-                rows::Columns::int(r, 0)
+            .one("SELECT COUNT(*) AS n FROM deliveries WHERE status = 'pending'", &[], |r| {
+                rows::Columns::int(r, "n")
             })
             .await?
             .unwrap_or(0))

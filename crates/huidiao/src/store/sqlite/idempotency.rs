@@ -44,7 +44,7 @@ pub(super) fn delivery_counts(tx: &Transaction<'_>, event_ids: &[i64]) -> StoreR
         tx,
         &Dialect::Sqlite.statement(&sql::delivery_counts_sql(Dialect::Sqlite)),
         [json_ids(event_ids)],
-        |r| Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)? as usize)),
+        |r| Ok((rows::Columns::int(r, "event_id")?, rows::Columns::int(r, "n")? as usize)),
     )?;
     Ok(counts.into_iter().collect())
 }

@@ -48,7 +48,7 @@ impl DeliveryLog for SqliteStore {
     ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
         self.read(move |conn| {
             let found = one(conn, &SQLITE.statement(&log::get_delivery_sql()), params![id, app_id], |r| {
-                Ok((rows::delivery(r)?, rows::Columns::text(r, 12)?))
+                Ok((rows::delivery(r)?, rows::Columns::text(r, "body")?))
             })?;
             let Some((delivery, body)) = found else { return Ok(None) };
             let attempts = all(conn, &SQLITE.statement(&log::attempts_sql()), [id], |r| rows::attempt(r))?;
@@ -78,7 +78,7 @@ impl DeliveryLog for SqliteStore {
                  WHERE status IN (SELECT value FROM json_each(?1)) AND status <> 'pending' AND updated_at < ?2
                  LIMIT ?3",
                 params![statuses, before, limit as i64],
-                |r| Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)?)),
+                |r| Ok((rows::Columns::int(r, "id")?, rows::Columns::int(r, "event_id")?)),
             )?;
             let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();
             let ids = json_ids(&ids);

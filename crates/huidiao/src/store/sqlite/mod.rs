@@ -198,23 +198,23 @@ async fn run_blocking<T: Send + 'static>(
 }
 
 impl rows::Columns for Row<'_> {
-    fn int(&self, index: usize) -> StoreResult<i64> {
-        Ok(self.get(index)?)
+    fn int(&self, column: &str) -> StoreResult<i64> {
+        Ok(self.get(column)?)
     }
-    fn opt_int(&self, index: usize) -> StoreResult<Option<i64>> {
-        Ok(self.get(index)?)
+    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
+        Ok(self.get(column)?)
     }
-    fn text(&self, index: usize) -> StoreResult<String> {
-        Ok(self.get(index)?)
+    fn text(&self, column: &str) -> StoreResult<String> {
+        Ok(self.get(column)?)
     }
-    fn opt_text(&self, index: usize) -> StoreResult<Option<String>> {
-        Ok(self.get(index)?)
+    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
+        Ok(self.get(column)?)
     }
-    fn flag(&self, index: usize) -> StoreResult<bool> {
-        Ok(self.get(index)?)
+    fn flag(&self, column: &str) -> StoreResult<bool> {
+        Ok(self.get(column)?)
     }
-    fn blob(&self, index: usize) -> StoreResult<Vec<u8>> {
-        Ok(self.get(index)?)
+    fn blob(&self, column: &str) -> StoreResult<Vec<u8>> {
+        Ok(self.get(column)?)
     }
 }
 

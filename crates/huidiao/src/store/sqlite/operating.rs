@@ -75,7 +75,7 @@ impl OperatingStore for SqliteStore {
                     batch.filter.event_type.map(|t| t.as_str()),
                     batch.limit as i64
                 ],
-                |r| crate::store::rows::Columns::int(r, 0),
+                |r| crate::store::rows::Columns::int(r, "id"),
             )
         })
         .await

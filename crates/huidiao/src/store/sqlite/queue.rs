@@ -109,7 +109,7 @@ impl DeliveryQueue for SqliteStore {
                     request.limit as i64,
                     request.node
                 ],
-                |r| rows::Columns::int(r, 0),
+                |r| rows::Columns::int(r, "id"),
             )?;
             all(
                 tx,

@@ -8,7 +8,7 @@ use crate::domain::stats::AppStats;
 use crate::domain::stats::{StatsRange, MAX_LATENCY_SAMPLES};
 use crate::store::dialect::Dialect;
 use crate::store::stats::{self, StatsStore};
-use crate::store::StoreResult;
+use crate::store::{rows, StoreResult};
 
 #[async_trait]
 impl StatsStore for SqliteStore {
@@ -30,7 +30,7 @@ impl StatsStore for SqliteStore {
                     &tx,
                     &Dialect::Sqlite.statement(stats::LATENCIES_SQL),
                     params![app, first, end, MAX_LATENCY_SAMPLES],
-                    |r| Ok(r.get(0)?),
+                    |r| rows::Columns::int(r, "latency_ms"),
                 )?,
             })
         })

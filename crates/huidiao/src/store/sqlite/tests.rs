@@ -50,7 +50,7 @@ async fn leasing_reads_only_the_due_window_of_each_app() {
                 conn,
                 &format!("EXPLAIN QUERY PLAN {sql}"),
                 params![request.lease_until, request.now, 1, 1, 0],
-                |r| rows::Columns::text(r, 3),
+                |r| rows::Columns::text(r, "detail"),
             )
         })
         .await
