@@ -2,10 +2,11 @@
 
 use async_trait::async_trait;
 
-use super::rows::{ATTEMPT_COLUMNS, DELIVERY_COLUMNS, DELIVERY_WITH_BODY};
+use super::rows::{self, before_bound, Columns, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, DELIVERY_WITH_BODY};
 use super::StoreResult;
 use crate::domain::attempts::Attempt;
 use crate::domain::delivery::{Delivery, DeliveryFilter, DeliveryStatus};
+use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
 
 /// An app's deliveries, newest first (app, keyset bound, status or NULL, event type or NULL,
@@ -18,10 +19,30 @@ pub(super) fn list_deliveries_sql() -> String {
     )
 }
 
+/// The parameters of [`list_deliveries_sql`], in order.
+pub(super) fn list_deliveries_params(
+    app_id: i64,
+    filter: DeliveryFilter,
+    page: PageRequest,
+) -> (i64, i64, Option<&'static str>, Option<&'static str>, i64) {
+    (
+        app_id,
+        before_bound(page),
+        filter.status.map(DeliveryStatus::as_str),
+        filter.event_type.map(EventType::as_str),
+        page.size as i64 + 1,
+    )
+}
+
 /// One delivery of an app with the body it sends (id, app); the body is the last column, after
 /// [`DELIVERY_COLUMNS`].
 pub(super) fn get_delivery_sql() -> String {
     format!("SELECT {DELIVERY_COLUMNS}, body FROM {DELIVERY_WITH_BODY} WHERE id = $1 AND app_id = $2")
+}
+
+/// A row of [`get_delivery_sql`]: the delivery and its body.
+pub(super) fn delivery_with_body(r: &impl Columns) -> StoreResult<(Delivery, String)> {
+    Ok((rows::delivery(r)?, r.text("body")?))
 }
 
 /// A delivery's attempts, oldest first (delivery).

@@ -12,6 +12,7 @@ use crate::domain::attempts::{Attempt, AttemptOutcome};
 use crate::domain::delivery::{Audit, DeliveryStatus};
 use crate::domain::delivery::{Delivery, LeasedDelivery};
 use crate::domain::events::Candidate;
+use crate::domain::paging::PageRequest;
 use crate::domain::pausing::Pause;
 use crate::domain::tenancy::Permission;
 use crate::domain::tenancy::{Account, Connector, User};
@@ -32,6 +33,17 @@ pub trait Columns {
         text.parse()
             .map_err(|_| StoreError::Internal(format!("column {column} holds an unexpected value {text:?}")))
     }
+}
+
+/// Inserts one row into `table`, the parameters `$1`… being `columns` in their order.
+pub fn insert_sql(table: &str, columns: &str) -> String {
+    let values: Vec<String> = (1..=columns.split(',').count()).map(|n| format!("${n}")).collect();
+    format!("INSERT INTO {table} ({columns}) VALUES ({})", values.join(", "))
+}
+
+/// Keyset bound for newest-first pages: ids below `before`, or all of them.
+pub fn before_bound(page: PageRequest) -> i64 {
+    page.before.unwrap_or(i64::MAX)
 }
 
 pub const ACCOUNT_COLUMNS: &str = "id, name, edition, created_at";
@@ -74,6 +86,10 @@ pub const TOKEN_GRANT_SELECT: &str =
             t.revoked, t.created_at, u.account_id, u.name AS user_name, u.role,
             u.created_at AS user_created_at, a.edition, u.plugin_developer
      FROM tokens t JOIN users u ON u.id = t.user_id JOIN accounts a ON a.id = u.account_id";
+
+/// A token's own columns, as stored.
+pub const TOKEN_COLUMNS: &str =
+    "id, user_id, name, lookup_key, secret_hash, permissions, expires_at, revoked, created_at";
 
 pub fn auth_token(r: &impl Columns) -> StoreResult<AuthToken> {
     let token = TokenRecord {

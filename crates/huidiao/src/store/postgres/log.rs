@@ -3,11 +3,10 @@
 
 use async_trait::async_trait;
 
-use super::{before_bound, bookkeeping_transaction, idempotency, notify, tx_all, PostgresStore};
+use super::{bookkeeping_transaction, idempotency, notify, tx_all, PostgresStore};
 use crate::domain::attempts::Attempt;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::delivery::{Delivery, DeliveryFilter};
-use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
 use crate::store::log::resend_sql;
 use crate::store::rows;
@@ -21,15 +20,10 @@ impl DeliveryLog for PostgresStore {
         filter: DeliveryFilter,
         page: PageRequest,
     ) -> StoreResult<Vec<Delivery>> {
+        let (app_id, bound, status, event_type, limit) = log::list_deliveries_params(app_id, filter, page);
         self.all(
             &log::list_deliveries_sql(),
-            &[
-                &app_id,
-                &before_bound(page),
-                &filter.status.map(DeliveryStatus::as_str),
-                &filter.event_type.map(EventType::as_str),
-                &(page.size as i64 + 1),
-            ],
+            &[&app_id, &bound, &status, &event_type, &limit],
             rows::delivery,
         )
         .await
@@ -40,11 +34,7 @@ impl DeliveryLog for PostgresStore {
         app_id: i64,
         id: i64,
     ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
-        let found = self
-            .one(&log::get_delivery_sql(), &[&id, &app_id], |r| {
-                Ok((rows::delivery(r)?, rows::Columns::text(r, "body")?))
-            })
-            .await?;
+        let found = self.one(&log::get_delivery_sql(), &[&id, &app_id], log::delivery_with_body).await?;
         let Some((delivery, body)) = found else { return Ok(None) };
         let attempts = self.all(&log::attempts_sql(), &[&id], rows::attempt).await?;
         Ok(Some((delivery, body, attempts)))

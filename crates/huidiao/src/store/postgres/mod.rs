@@ -30,7 +30,6 @@ use tokio_util::sync::CancellationToken;
 
 use super::rows::{self};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::paging::PageRequest;
 use crate::wake::Wake;
 
 /// Schema versions in order; the `schema_migrations` table records which are applied.
@@ -115,11 +114,6 @@ impl rows::Columns for Row {
 
 fn is_unique_violation(err: &tokio_postgres::Error) -> bool {
     err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
-}
-
-/// Keyset bound for newest-first pages: ids below `before`, or all of them.
-fn before_bound(page: PageRequest) -> i64 {
-    page.before.unwrap_or(i64::MAX)
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];

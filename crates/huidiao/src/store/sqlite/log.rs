@@ -3,11 +3,10 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::{all, before_bound, idempotency, one, Durability, SqliteStore};
+use super::{all, idempotency, one, Durability, SqliteStore};
 use crate::domain::attempts::Attempt;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::delivery::{Delivery, DeliveryFilter};
-use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
 use crate::store::dialect::Dialect;
 use crate::store::log::resend_sql;
@@ -28,13 +27,7 @@ impl DeliveryLog for SqliteStore {
             all(
                 conn,
                 &SQLITE.statement(&log::list_deliveries_sql()),
-                params![
-                    app_id,
-                    before_bound(page),
-                    filter.status.map(DeliveryStatus::as_str),
-                    filter.event_type.map(EventType::as_str),
-                    page.size as i64 + 1
-                ],
+                log::list_deliveries_params(app_id, filter, page),
                 |r| rows::delivery(r),
             )
         })
@@ -48,7 +41,7 @@ impl DeliveryLog for SqliteStore {
     ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
         self.read(move |conn| {
             let found = one(conn, &SQLITE.statement(&log::get_delivery_sql()), params![id, app_id], |r| {
-                Ok((rows::delivery(r)?, rows::Columns::text(r, "body")?))
+                log::delivery_with_body(r)
             })?;
             let Some((delivery, body)) = found else { return Ok(None) };
             let attempts = all(conn, &SQLITE.statement(&log::attempts_sql()), [id], |r| rows::attempt(r))?;

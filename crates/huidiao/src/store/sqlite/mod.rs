@@ -24,7 +24,6 @@ use rusqlite::{params, Connection, Row};
 
 use super::rows::{self, json_ids};
 use super::{Store, StoreError, StoreResult};
-use crate::domain::paging::PageRequest;
 use crate::files;
 
 /// Schema versions in order; `PRAGMA user_version` records how many are applied.
@@ -251,11 +250,6 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
         err,
         rusqlite::Error::SqliteFailure(e, _) if e.extended_code == rusqlite::ffi::SQLITE_CONSTRAINT_UNIQUE
     )
-}
-
-/// Keyset bound for newest-first pages: ids below `before`, or all of them.
-fn before_bound(page: PageRequest) -> i64 {
-    page.before.unwrap_or(i64::MAX)
 }
 
 #[async_trait]
