@@ -8,6 +8,15 @@ pub enum Dialect {
 }
 
 impl Dialect {
+    /// The condition "is one of the ids in parameter `$n`": a list of ids is one parameter, JSON
+    /// text on SQLite (see [`super::rows::json_ids`]), an array on PostgreSQL.
+    pub fn one_of(self, n: usize) -> String {
+        match self {
+            Dialect::Sqlite => format!("IN (SELECT value FROM json_each(${n}))"),
+            Dialect::Postgres => format!("= ANY(${n})"),
+        }
+    }
+
     /// A statement written once, with PostgreSQL's numbered `$n` parameters and their `::TYPE`
     /// casts (which PostgreSQL needs to type a parameter compared with NULL), in this dialect.
     /// SQLite reads `$n` as a named parameter bound by order of appearance, so it gets `?n`, and

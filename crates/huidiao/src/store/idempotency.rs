@@ -44,10 +44,7 @@ pub(super) const TAKE_OVER_SQL: &str =
 /// The deliveries of the events a duplicate answers ($1: JSON text on SQLite, an array on
 /// PostgreSQL): event id and count.
 pub(super) fn delivery_counts_sql(dialect: Dialect) -> String {
-    let ids = match dialect {
-        Dialect::Sqlite => "IN (SELECT value FROM json_each($1))",
-        Dialect::Postgres => "= ANY($1)",
-    };
+    let ids = dialect.one_of(1);
     format!("SELECT event_id, COUNT(*) AS n FROM deliveries WHERE event_id {ids} GROUP BY event_id")
 }
 
@@ -55,10 +52,7 @@ pub(super) fn delivery_counts_sql(dialect: Dialect) -> String {
 /// [`delivery_counts_sql`]; those left without deliveries), through the primary key; a key
 /// another event took over stays.
 pub(super) fn prune_keys_sql(dialect: Dialect) -> String {
-    let ids = match dialect {
-        Dialect::Sqlite => "IN (SELECT value FROM json_each($1))",
-        Dialect::Postgres => "= ANY($1)",
-    };
+    let ids = dialect.one_of(1);
     format!(
         "DELETE FROM idempotency_keys WHERE (coze_account_id, idem_key, event_id) IN (
            SELECT e.coze_account_id, e.idempotency_key, e.id FROM events e

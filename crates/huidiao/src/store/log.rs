@@ -2,6 +2,7 @@
 
 use async_trait::async_trait;
 
+use super::dialect::Dialect;
 use super::rows::{self, before_bound, Columns, ATTEMPT_COLUMNS, DELIVERY_COLUMNS, DELIVERY_WITH_BODY};
 use super::StoreResult;
 use crate::domain::attempts::Attempt;
@@ -89,4 +90,29 @@ pub(super) fn requeue_sql(which: &str) -> String {
 /// Queues a delivery again (now, id, app id): a resend.
 pub(super) fn resend_sql() -> String {
     requeue_sql("id = $2 AND app_id = $3")
+}
+
+/// Finished deliveries that retention deletes: id and event id (statuses as a list, changed
+/// before, limit).
+pub(super) fn doomed_sql(dialect: Dialect) -> String {
+    format!(
+        "SELECT id, event_id FROM deliveries
+         WHERE status {} AND status <> 'pending' AND updated_at < $2 LIMIT $3",
+        dialect.one_of(1)
+    )
+}
+
+/// Deletes the rows of `table` whose `column` is one of a list of ids ($1): a pruned delivery's
+/// attempts and body, then the delivery.
+pub(super) fn prune_rows_sql(dialect: Dialect, table: &str, column: &str) -> String {
+    format!("DELETE FROM {table} WHERE {column} {}", dialect.one_of(1))
+}
+
+/// Deletes the events among a list of ids ($1) that are left without deliveries.
+pub(super) fn prune_events_sql(dialect: Dialect) -> String {
+    format!(
+        "DELETE FROM events WHERE id {}
+         AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
+        dialect.one_of(1)
+    )
 }

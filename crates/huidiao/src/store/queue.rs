@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 
 use super::dialect::Dialect;
-use super::rows::CANDIDATE_COLUMNS;
+use super::rows::{CANDIDATE_COLUMNS, LEASED_COLUMNS, LEASED_FROM};
 use super::StoreResult;
 use crate::domain::attempts::AttemptResult;
 use crate::domain::delivery::{LeaseRequest, LeasedDelivery};
@@ -166,10 +166,7 @@ pub(super) fn next_due_sql(dialect: Dialect) -> String {
 /// the connector apps the event names ($3: JSON text on SQLite, an array on PostgreSQL);
 /// [`crate::domain::events::receives`] then picks who gets it.
 pub(super) fn candidates_sql(dialect: Dialect) -> String {
-    let named = match dialect {
-        Dialect::Sqlite => "IN (SELECT value FROM json_each($3))",
-        Dialect::Postgres => "= ANY($3)",
-    };
+    let named = dialect.one_of(3);
     let subscribed = format!(
         "SELECT {CANDIDATE_COLUMNS} FROM api_apps a JOIN subscriptions s ON s.app_id = a.id AND s.event_type = $1"
     );
@@ -179,3 +176,20 @@ pub(super) fn candidates_sql(dialect: Dialect) -> String {
          {subscribed} WHERE a.connector_id {named} AND a.deleted_at IS NULL"
     )
 }
+
+/// Leased deliveries with what sending them needs, by id ($1, a list of ids).
+pub(super) fn leased_sql(dialect: Dialect) -> String {
+    format!("SELECT {LEASED_COLUMNS} FROM {LEASED_FROM} WHERE d.id {} ORDER BY d.id", dialect.one_of(1))
+}
+
+/// Gives leases back (ids as a list, due time); a delivery finished meanwhile keeps its state.
+pub(super) fn release_leases_sql(dialect: Dialect) -> String {
+    format!(
+        "UPDATE deliveries SET lease_until = NULL, next_attempt_at = $2
+         WHERE id {} AND status = 'pending' AND lease_until IS NOT NULL",
+        dialect.one_of(1)
+    )
+}
+
+/// Pending deliveries, as `n`.
+pub(super) const PENDING_COUNT_SQL: &str = "SELECT COUNT(*) AS n FROM deliveries WHERE status = 'pending'";

@@ -67,29 +67,20 @@ impl DeliveryLog for SqliteStore {
                 .expect("strings serialise");
             let doomed = all(
                 tx,
-                "SELECT id, event_id FROM deliveries
-                 WHERE status IN (SELECT value FROM json_each(?1)) AND status <> 'pending' AND updated_at < ?2
-                 LIMIT ?3",
+                &SQLITE.statement(&log::doomed_sql(SQLITE)),
                 params![statuses, before, limit as i64],
                 |r| Ok((rows::Columns::int(r, "id")?, rows::Columns::int(r, "event_id")?)),
             )?;
             let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();
             let ids = json_ids(&ids);
             for table in ["attempts", "delivery_bodies"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE delivery_id IN (SELECT value FROM json_each(?1))"),
-                    [&ids],
-                )?;
+                tx.execute(&SQLITE.statement(&log::prune_rows_sql(SQLITE, table, "delivery_id")), [&ids])?;
             }
             let deleted =
-                tx.execute("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))", [&ids])?;
+                tx.execute(&SQLITE.statement(&log::prune_rows_sql(SQLITE, "deliveries", "id")), [&ids])?;
             let event_ids = json_ids(&event_ids);
             idempotency::prune_keys(tx, &event_ids)?;
-            tx.execute(
-                "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))
-                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
-                [event_ids],
-            )?;
+            tx.execute(&SQLITE.statement(&log::prune_events_sql(SQLITE)), [event_ids])?;
             Ok(deleted)
         })
         .await
