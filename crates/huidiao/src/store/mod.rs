@@ -1,4 +1,5 @@
-//! Storage: one trait that the HTTP layer and the dispatcher talk to, and its backends.
+//! Storage: one trait per concern (each module below, with the statements both backends run for
+//! it), [`Store`] their union, and the two backends, `sqlite/` and `postgres/`.
 //!
 //! Every method is one transaction. Ids are made by the caller (see [`crate::ids`]) so that
 //! backends stay simple and ids look the same whichever backend stores them.
