@@ -68,6 +68,13 @@ impl StoreError {
 
 pub type StoreResult<T> = Result<T, StoreError>;
 
+/// Stores a named secret unless it exists (name, value); [`SECRET_SQL`] then reads it.
+const CREATE_SECRET_SQL: &str =
+    "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING";
+
+/// A named secret (name).
+const SECRET_SQL: &str = "SELECT value FROM settings WHERE name = $1";
+
 /// The storage of huidiao: every concern's trait, and what the server asks of storage as a whole.
 /// Implementations must be safe to share between tasks.
 #[async_trait]

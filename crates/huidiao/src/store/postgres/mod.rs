@@ -29,7 +29,7 @@ use tokio_postgres::{AsyncMessage, Config, NoTls, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::rows::{self};
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, CREATE_SECRET_SQL, SECRET_SQL};
 use crate::wake::Wake;
 
 /// Schema versions in order; the `schema_migrations` table records which are applied.
@@ -281,12 +281,8 @@ impl Store for PostgresStore {
     }
 
     async fn secret(&self, name: &str, initial: Vec<u8>) -> StoreResult<Vec<u8>> {
-        self.execute(
-            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            &[&name, &initial],
-        )
-        .await?;
-        self.one("SELECT value FROM settings WHERE name = $1", &[&name], |r| rows::Columns::blob(r, "value"))
+        self.execute(CREATE_SECRET_SQL, &[&name, &initial]).await?;
+        self.one(SECRET_SQL, &[&name], |r| rows::Columns::blob(r, "value"))
             .await?
             .ok_or_else(|| StoreError::Internal(format!("setting {name} vanished")))
     }

@@ -22,8 +22,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, Row};
 
+use super::dialect::Dialect;
 use super::rows::{self, json_ids};
-use super::{Store, StoreError, StoreResult};
+use super::{Store, StoreError, StoreResult, CREATE_SECRET_SQL, SECRET_SQL};
 use crate::files;
 
 /// Schema versions in order; `PRAGMA user_version` records how many are applied.
@@ -272,11 +273,8 @@ impl Store for SqliteStore {
     async fn secret(&self, name: &str, initial: Vec<u8>) -> StoreResult<Vec<u8>> {
         let name = name.to_owned();
         self.write(move |tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
-                params![name, initial],
-            )?;
-            Ok(tx.query_row("SELECT value FROM settings WHERE name = ?1", [&name], |r| r.get(0))?)
+            tx.execute(&Dialect::Sqlite.statement(CREATE_SECRET_SQL), params![name, initial])?;
+            Ok(tx.query_row(&Dialect::Sqlite.statement(SECRET_SQL), [&name], |r| r.get("value"))?)
         })
         .await
     }
