@@ -46,6 +46,34 @@ pub fn before_bound(page: PageRequest) -> i64 {
     page.before.unwrap_or(i64::MAX)
 }
 
+/// Implements [`Columns`] for a backend's row type through its getter by column name (`get`
+/// on SQLite, `try_get` on PostgreSQL), whose errors convert into [`StoreError`].
+macro_rules! columns_through {
+    ($row:ty, $get:ident) => {
+        impl $crate::store::rows::Columns for $row {
+            fn int(&self, column: &str) -> $crate::store::StoreResult<i64> {
+                Ok(self.$get(column)?)
+            }
+            fn opt_int(&self, column: &str) -> $crate::store::StoreResult<Option<i64>> {
+                Ok(self.$get(column)?)
+            }
+            fn text(&self, column: &str) -> $crate::store::StoreResult<String> {
+                Ok(self.$get(column)?)
+            }
+            fn opt_text(&self, column: &str) -> $crate::store::StoreResult<Option<String>> {
+                Ok(self.$get(column)?)
+            }
+            fn flag(&self, column: &str) -> $crate::store::StoreResult<bool> {
+                Ok(self.$get(column)?)
+            }
+            fn blob(&self, column: &str) -> $crate::store::StoreResult<Vec<u8>> {
+                Ok(self.$get(column)?)
+            }
+        }
+    };
+}
+pub(super) use columns_through;
+
 pub const ACCOUNT_COLUMNS: &str = "id, name, edition, created_at";
 
 pub fn account(r: &impl Columns) -> StoreResult<Account> {

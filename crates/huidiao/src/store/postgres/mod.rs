@@ -91,26 +91,7 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
-impl rows::Columns for Row {
-    fn int(&self, column: &str) -> StoreResult<i64> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(column)?)
-    }
-    fn text(&self, column: &str) -> StoreResult<String> {
-        Ok(self.try_get(column)?)
-    }
-    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
-        Ok(self.try_get(column)?)
-    }
-    fn flag(&self, column: &str) -> StoreResult<bool> {
-        Ok(self.try_get(column)?)
-    }
-    fn blob(&self, column: &str) -> StoreResult<Vec<u8>> {
-        Ok(self.try_get(column)?)
-    }
-}
+rows::columns_through!(Row, try_get);
 
 fn is_unique_violation(err: &tokio_postgres::Error) -> bool {
     err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)

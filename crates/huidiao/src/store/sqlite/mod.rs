@@ -197,26 +197,7 @@ async fn run_blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Internal(format!("storage task failed: {e}")))?
 }
 
-impl rows::Columns for Row<'_> {
-    fn int(&self, column: &str) -> StoreResult<i64> {
-        Ok(self.get(column)?)
-    }
-    fn opt_int(&self, column: &str) -> StoreResult<Option<i64>> {
-        Ok(self.get(column)?)
-    }
-    fn text(&self, column: &str) -> StoreResult<String> {
-        Ok(self.get(column)?)
-    }
-    fn opt_text(&self, column: &str) -> StoreResult<Option<String>> {
-        Ok(self.get(column)?)
-    }
-    fn flag(&self, column: &str) -> StoreResult<bool> {
-        Ok(self.get(column)?)
-    }
-    fn blob(&self, column: &str) -> StoreResult<Vec<u8>> {
-        Ok(self.get(column)?)
-    }
-}
+rows::columns_through!(Row<'_>, get);
 
 /// Every row of a query, read with `read_row`.
 fn all<T>(
