@@ -19,11 +19,11 @@ use crate::dispatch::retry::RetryPolicy;
 use crate::dispatch::sender::{classify, read_at_most};
 use crate::domain::delivery::is_success;
 use crate::domain::notifications::parse_secret;
-use crate::ids::now_ms;
-use crate::metrics::Metrics;
-use crate::store::notifications::{
+use crate::domain::notifications::{
     LeasedNotification, NotificationLease, NotificationOutcome, NotificationPush,
 };
+use crate::ids::now_ms;
+use crate::metrics::Metrics;
 use crate::store::Store;
 
 /// The secret comes from the environment only, never from a flag, so that it does not show up

@@ -156,6 +156,44 @@ pub fn parse_secret(secret: &str) -> Result<Vec<u8>, String> {
     Ok(key)
 }
 
+/// A notification taken by one node's sender.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeasedNotification {
+    pub id: i64,
+    pub kind: NotificationType,
+    pub body: String,
+    /// Pushes it had before this one.
+    pub attempts: u32,
+}
+
+/// What a push did to its notification.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NotificationOutcome {
+    Delivered,
+    Retry {
+        at: i64,
+    },
+    /// The retry schedule is used up; the row is kept, as failed.
+    Failed,
+}
+
+/// One push of a notification, to record.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NotificationPush {
+    pub id: i64,
+    pub outcome: NotificationOutcome,
+    pub error: Option<String>,
+    pub at: i64,
+}
+
+/// Which notifications to lease: up to `limit` due at `now`, taken until `until`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NotificationLease {
+    pub now: i64,
+    pub limit: usize,
+    pub until: i64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,15 +59,15 @@ pub fn list_events_params(filter: EventFilter, page: PageRequest) -> (i64, &'sta
 }
 
 pub fn event(r: &impl Columns) -> StoreResult<EventRecord> {
-    let connector_ids = r.text(3)?;
+    let connector_ids = r.text("connector_ids")?;
     Ok(EventRecord {
-        id: r.int(0)?,
-        event_type: r.parsed(1)?,
-        account_id: r.int(2)?,
+        id: r.int("id")?,
+        event_type: r.parsed("event_type")?,
+        account_id: r.int("coze_account_id")?,
         connector_ids: serde_json::from_str(&connector_ids)
             .map_err(|_| StoreError::Internal(format!("events.connector_ids holds {connector_ids:?}")))?,
-        created_at: r.int(4)?,
-        published_at: r.int(5)?,
-        idempotency_key: r.opt_text(6)?,
+        created_at: r.int("created_at")?,
+        published_at: r.int("published_at")?,
+        idempotency_key: r.opt_text("idempotency_key")?,
     })
 }

@@ -8,8 +8,9 @@
 
 use std::collections::HashMap;
 
+use super::dialect::Dialect;
 use super::rows::Columns;
-use super::{Dialect, StoreError, StoreResult};
+use super::{StoreError, StoreResult};
 use crate::domain::events::NewEvent;
 use crate::domain::fanout::Publication;
 use crate::domain::idempotency::Published;
@@ -43,21 +44,15 @@ pub(super) const TAKE_OVER_SQL: &str =
 /// The deliveries of the events a duplicate answers ($1: JSON text on SQLite, an array on
 /// PostgreSQL): event id and count.
 pub(super) fn delivery_counts_sql(dialect: Dialect) -> String {
-    let ids = match dialect {
-        Dialect::Sqlite => "IN (SELECT value FROM json_each($1))",
-        Dialect::Postgres => "= ANY($1)",
-    };
-    format!("SELECT event_id, COUNT(*) FROM deliveries WHERE event_id {ids} GROUP BY event_id")
+    let ids = dialect.one_of(1);
+    format!("SELECT event_id, COUNT(*) AS n FROM deliveries WHERE event_id {ids} GROUP BY event_id")
 }
 
 /// Deletes the keys of the events that pruning is about to delete ($1 as in
 /// [`delivery_counts_sql`]; those left without deliveries), through the primary key; a key
 /// another event took over stays.
 pub(super) fn prune_keys_sql(dialect: Dialect) -> String {
-    let ids = match dialect {
-        Dialect::Sqlite => "IN (SELECT value FROM json_each($1))",
-        Dialect::Postgres => "= ANY($1)",
-    };
+    let ids = dialect.one_of(1);
     format!(
         "DELETE FROM idempotency_keys WHERE (coze_account_id, idem_key, event_id) IN (
            SELECT e.coze_account_id, e.idempotency_key, e.id FROM events e
@@ -69,8 +64,12 @@ pub(super) fn prune_keys_sql(dialect: Dialect) -> String {
 /// A row of [`claim_sql`]: the account and key, and the key as stored.
 pub(super) fn claimed(r: &impl Columns) -> StoreResult<((i64, String), StoredKey)> {
     Ok((
-        (r.int(0)?, r.text(1)?),
-        StoredKey { event_id: r.int(2)?, fingerprint: r.text(3)?, created_at: r.int(4)? },
+        (r.int("coze_account_id")?, r.text("idem_key")?),
+        StoredKey {
+            event_id: r.int("event_id")?,
+            fingerprint: r.text("fingerprint")?,
+            created_at: r.int("created_at")?,
+        },
     ))
 }
 

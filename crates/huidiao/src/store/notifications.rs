@@ -11,64 +11,9 @@ use async_trait::async_trait;
 
 use super::StoreResult;
 use crate::domain::attempts::AttemptResult;
-use crate::domain::notifications::{Notification, NotificationType};
-
-/// A notification taken by one node's sender.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeasedNotification {
-    pub id: i64,
-    pub kind: NotificationType,
-    pub body: String,
-    /// Pushes it had before this one.
-    pub attempts: u32,
-}
-
-/// What a push did to its notification.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NotificationOutcome {
-    Delivered,
-    Retry {
-        at: i64,
-    },
-    /// The retry schedule is used up; the row is kept, as failed.
-    Failed,
-}
-
-impl NotificationOutcome {
-    /// The row's status and when it is next due.
-    fn values(self, now: i64) -> (&'static str, i64) {
-        match self {
-            NotificationOutcome::Delivered => ("delivered", now),
-            NotificationOutcome::Retry { at } => ("pending", at),
-            NotificationOutcome::Failed => ("failed", now),
-        }
-    }
-}
-
-/// One push of a notification, to record.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NotificationPush {
-    pub id: i64,
-    pub outcome: NotificationOutcome,
-    pub error: Option<String>,
-    pub at: i64,
-}
-
-impl NotificationPush {
-    /// The parameters of [`RECORD_SQL`] but the id: status, next due, error, time.
-    pub(super) fn values(&self) -> (&'static str, i64, Option<&str>, i64) {
-        let (status, next) = self.outcome.values(self.at);
-        (status, next, self.error.as_deref(), self.at)
-    }
-}
-
-/// Which notifications to lease: up to `limit` due at `now`, taken until `until`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct NotificationLease {
-    pub now: i64,
-    pub limit: usize,
-    pub until: i64,
-}
+use crate::domain::notifications::{
+    LeasedNotification, Notification, NotificationLease, NotificationOutcome, NotificationPush,
+};
 
 #[async_trait]
 pub trait NotificationStore {
@@ -99,13 +44,24 @@ pub(super) const RECORD_SQL: &str = "UPDATE operator_notifications
      SET attempts = attempts + 1, status = $2, next_attempt_at = $3, last_error = $4, updated_at = $5
      WHERE id = $1";
 
+/// A push's row values, the parameters of [`RECORD_SQL`] but the id: status, when it is next
+/// due, error, time.
+pub(super) fn push_values(push: &NotificationPush) -> (&'static str, i64, Option<&str>, i64) {
+    let (status, next) = match push.outcome {
+        NotificationOutcome::Delivered => ("delivered", push.at),
+        NotificationOutcome::Retry { at } => ("pending", at),
+        NotificationOutcome::Failed => ("failed", push.at),
+    };
+    (status, next, push.error.as_deref(), push.at)
+}
+
 /// A leased notification from the columns of [`lease_sql`].
 pub(super) fn leased(r: &impl super::rows::Columns) -> StoreResult<LeasedNotification> {
     Ok(LeasedNotification {
-        id: r.int(0)?,
-        kind: r.parsed(1)?,
-        body: r.text(2)?,
-        attempts: u32::try_from(r.int(3)?).unwrap_or(u32::MAX),
+        id: r.int("id")?,
+        kind: r.parsed("type")?,
+        body: r.text("body")?,
+        attempts: u32::try_from(r.int("attempts")?).unwrap_or(u32::MAX),
     })
 }
 

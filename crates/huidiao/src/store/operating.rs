@@ -5,7 +5,8 @@
 
 use async_trait::async_trait;
 
-use super::{requeue_sql, StoreResult};
+use super::log::requeue_sql;
+use super::StoreResult;
 use crate::domain::attempts::{AttemptOutcome, AttemptResult};
 use crate::domain::notifications::Notification;
 use crate::domain::pausing::{

@@ -49,19 +49,24 @@ pub(super) const HISTORY_OF_SQL: &str = "SELECT audit_status, reason, source, at
 /// A row of [`REVIEW_SQL`], its history still empty.
 pub(super) fn review(r: &impl Columns) -> StoreResult<Review> {
     let current = ReviewChange {
-        connector_id: r.int(0)?,
-        bot_id: r.text(1)?,
-        audit_status: r.int(2)?,
-        reason: r.opt_text(3)?,
-        share_link: r.opt_text(4)?,
-        source: r.parsed(5)?,
-        event_id: Some(r.text(6)?),
-        at: r.int(7)?,
+        connector_id: r.int("connector_id")?,
+        bot_id: r.text("bot_id")?,
+        audit_status: r.int("audit_status")?,
+        reason: r.opt_text("reason")?,
+        share_link: r.opt_text("share_link")?,
+        source: r.parsed("source")?,
+        event_id: Some(r.text("event_id")?),
+        at: r.int("updated_at")?,
     };
     Ok(Review { current, history: Vec::new() })
 }
 
 /// A row of [`HISTORY_OF_SQL`].
 pub(super) fn entry(r: &impl Columns) -> StoreResult<ReviewEntry> {
-    Ok(ReviewEntry { audit_status: r.int(0)?, reason: r.opt_text(1)?, source: r.parsed(2)?, at: r.int(3)? })
+    Ok(ReviewEntry {
+        audit_status: r.int("audit_status")?,
+        reason: r.opt_text("reason")?,
+        source: r.parsed("source")?,
+        at: r.int("at")?,
+    })
 }

@@ -24,13 +24,15 @@ pub(super) fn bounds(app_id: i64, range: StatsRange) -> (i64, i64, i64) {
 }
 
 /// The window's deliveries by stage (app, first id, end id), read by [`count`].
-pub(super) const DELIVERIES_SQL: &str = "SELECT status, COUNT(*) FROM deliveries
+pub(super) const DELIVERIES_SQL: &str = "SELECT status, COUNT(*) AS n FROM deliveries
      WHERE app_id = $1 AND id >= $2 AND id < $3 GROUP BY status";
 
 /// The attempts of the window's deliveries: how many, how many succeeded, the last success and
 /// the last failure (app, first id, end id), read by [`attempts`].
-pub(super) const ATTEMPTS_SQL: &str = "SELECT COUNT(*), COUNT(CASE WHEN a.error IS NULL THEN 1 END),
-        MAX(CASE WHEN a.error IS NULL THEN a.at END), MAX(CASE WHEN a.error IS NOT NULL THEN a.at END)
+pub(super) const ATTEMPTS_SQL: &str =
+    "SELECT COUNT(*) AS total, COUNT(CASE WHEN a.error IS NULL THEN 1 END) AS succeeded,
+        MAX(CASE WHEN a.error IS NULL THEN a.at END) AS last_success_at,
+        MAX(CASE WHEN a.error IS NOT NULL THEN a.at END) AS last_failure_at
      FROM deliveries d JOIN attempts a ON a.delivery_id = d.id
      WHERE d.app_id = $1 AND d.id >= $2 AND d.id < $3";
 
@@ -42,15 +44,15 @@ pub(super) const LATENCIES_SQL: &str =
 
 /// A row of [`DELIVERIES_SQL`].
 pub(super) fn count(r: &impl Columns) -> StoreResult<(DeliveryStatus, i64)> {
-    Ok((r.parsed(0)?, r.int(1)?))
+    Ok((r.parsed("status")?, r.int("n")?))
 }
 
 /// The row of [`ATTEMPTS_SQL`].
 pub(super) fn attempts(r: &impl Columns) -> StoreResult<AttemptTotals> {
     Ok(AttemptTotals {
-        total: r.int(0)?,
-        succeeded: r.int(1)?,
-        last_success_at: r.opt_int(2)?,
-        last_failure_at: r.opt_int(3)?,
+        total: r.int("total")?,
+        succeeded: r.int("succeeded")?,
+        last_success_at: r.opt_int("last_success_at")?,
+        last_failure_at: r.opt_int("last_failure_at")?,
     })
 }

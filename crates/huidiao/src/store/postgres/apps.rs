@@ -2,14 +2,15 @@
 
 use async_trait::async_trait;
 
-use super::{before_bound, is_unique_violation, PostgresStore};
+use super::{is_unique_violation, PostgresStore};
 use crate::domain::apps::AppType;
 use crate::domain::apps::{App, AppUpdate, Subscription};
 use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
 use crate::domain::tenancy::Scope;
-use crate::store::rows::{self, APP_COLUMNS, SUBSCRIPTION_COLUMNS};
-use crate::store::{connector_taken, scope_filter, AppStore, StoreResult, SET_MAX_PER_SECOND_SQL};
+use crate::store::apps::{self as sql, connector_taken, scope_filter, AppStore};
+use crate::store::rows::{self, before_bound};
+use crate::store::StoreResult;
 
 #[async_trait]
 impl AppStore for PostgresStore {
@@ -17,9 +18,7 @@ impl AppStore for PostgresStore {
         let client = self.pool.get().await?;
         let inserted = client
             .execute(
-                &format!(
-                    "INSERT INTO api_apps ({APP_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)"
-                ),
+                &sql::insert_app_sql(),
                 &[
                     &a.id,
                     &a.account_id,
@@ -45,23 +44,11 @@ impl AppStore for PostgresStore {
     }
 
     async fn get_app(&self, id: i64) -> StoreResult<Option<App>> {
-        self.one(
-            &format!("SELECT {APP_COLUMNS} FROM api_apps WHERE id = $1 AND deleted_at IS NULL"),
-            &[&id],
-            rows::app,
-        )
-        .await
+        self.one(&sql::app_sql(), &[&id], rows::app).await
     }
 
     async fn count_apps(&self, account_id: i64) -> StoreResult<i64> {
-        Ok(self
-            .one(
-                "SELECT COUNT(*) FROM api_apps WHERE account_id = $1 AND deleted_at IS NULL",
-                &[&account_id],
-                |r| rows::Columns::int(r, 0),
-            )
-            .await?
-            .unwrap_or(0))
+        Ok(self.one(sql::COUNT_APPS_SQL, &[&account_id], |r| rows::Columns::int(r, "n")).await?.unwrap_or(0))
     }
 
     async fn list_apps(
@@ -72,11 +59,7 @@ impl AppStore for PostgresStore {
     ) -> StoreResult<Vec<App>> {
         let (scope_column, scope_id) = scope_filter(scope);
         self.all(
-            &format!(
-                "SELECT {APP_COLUMNS} FROM api_apps
-                 WHERE {scope_column} = $1 AND deleted_at IS NULL AND id < $2 AND ($3::TEXT IS NULL OR app_type = $3)
-                 ORDER BY id DESC LIMIT $4"
-            ),
+            &sql::list_apps_sql(scope_column),
             &[&scope_id, &before_bound(page), &app_type.map(AppType::as_str), &(page.size as i64 + 1)],
             rows::app,
         )
@@ -84,37 +67,22 @@ impl AppStore for PostgresStore {
     }
 
     async fn update_app(&self, id: i64, update: &AppUpdate, now: i64) -> StoreResult<bool> {
-        let changed = self
-            .execute(
-                "UPDATE api_apps SET name = COALESCE($2, name), callback_url = COALESCE($3, callback_url), updated_at = $4
-                 WHERE id = $1 AND deleted_at IS NULL",
-                &[&id, &update.name, &update.callback_url, &now],
-            )
-            .await?;
+        let changed =
+            self.execute(sql::UPDATE_APP_SQL, &[&id, &update.name, &update.callback_url, &now]).await?;
         Ok(changed > 0)
     }
 
     async fn set_max_per_second(&self, id: i64, max_per_second: Option<u32>, now: i64) -> StoreResult<bool> {
         let max_per_second = max_per_second.map(i64::from);
-        Ok(self.execute(SET_MAX_PER_SECOND_SQL, &[&id, &max_per_second, &now]).await? > 0)
+        Ok(self.execute(sql::SET_MAX_PER_SECOND_SQL, &[&id, &max_per_second, &now]).await? > 0)
     }
 
     async fn delete_app(&self, id: i64, now: i64) -> StoreResult<bool> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let changed = tx
-            .execute(
-                "UPDATE api_apps SET deleted_at = $2, updated_at = $2 WHERE id = $1 AND deleted_at IS NULL",
-                &[&id, &now],
-            )
-            .await?;
-        tx.execute("DELETE FROM subscriptions WHERE app_id = $1", &[&id]).await?;
-        tx.execute(
-            "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = $2
-             WHERE app_id = $1 AND status = 'pending'",
-            &[&id, &now],
-        )
-        .await?;
+        let changed = tx.execute(sql::DELETE_APP_SQL, &[&id, &now]).await?;
+        tx.execute(sql::DROP_SUBSCRIPTIONS_SQL, &[&id]).await?;
+        tx.execute(sql::CANCEL_PENDING_SQL, &[&id, &now]).await?;
         tx.commit().await?;
         Ok(changed > 0)
     }
@@ -122,12 +90,7 @@ impl AppStore for PostgresStore {
     async fn subscribe(&self, subscriptions: &[Subscription]) -> StoreResult<()> {
         let mut client = self.pool.get().await?;
         let tx = client.transaction().await?;
-        let statement = tx
-            .prepare_cached(&format!(
-                "INSERT INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES ($1, $2, $3, $4)
-                 ON CONFLICT (app_id, event_type) DO NOTHING"
-            ))
-            .await?;
+        let statement = tx.prepare_cached(&sql::subscribe_sql()).await?;
         for s in subscriptions {
             tx.execute(&statement, &[&s.id, &s.app_id, &s.event_type.as_str(), &s.created_at]).await?;
         }
@@ -146,9 +109,7 @@ impl AppStore for PostgresStore {
 
     async fn list_subscriptions(&self, app_id: i64, page: PageRequest) -> StoreResult<Vec<Subscription>> {
         self.all(
-            &format!(
-                "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE app_id = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
-            ),
+            &sql::subscriptions_sql(),
             &[&app_id, &before_bound(page), &(page.size as i64 + 1)],
             rows::subscription,
         )

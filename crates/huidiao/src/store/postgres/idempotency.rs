@@ -9,8 +9,9 @@ use deadpool_postgres::Transaction;
 
 use super::tx_all;
 use crate::domain::events::NewEvent;
+use crate::store::dialect::Dialect;
 use crate::store::idempotency::{self as sql, Settled};
-use crate::store::{rows, Dialect, StoreError, StoreResult};
+use crate::store::{rows, StoreError, StoreResult};
 
 /// Claims the keys of `events`; answers what each claim settled, in the order of `events`.
 pub(super) async fn claim(tx: &Transaction<'_>, events: &[&NewEvent]) -> StoreResult<Vec<Settled>> {
@@ -57,7 +58,7 @@ pub(super) async fn delivery_counts(
         return Ok(HashMap::new());
     }
     let counts = tx_all(tx, &sql::delivery_counts_sql(Dialect::Postgres), &[&event_ids], |r| {
-        Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)? as usize))
+        Ok((rows::Columns::int(r, "event_id")?, rows::Columns::int(r, "n")? as usize))
     })
     .await?;
     Ok(counts.into_iter().collect())

@@ -3,14 +3,17 @@
 
 use async_trait::async_trait;
 
-use super::{before_bound, bookkeeping_transaction, idempotency, notify, tx_all, PostgresStore};
+use super::{bookkeeping_transaction, idempotency, notify, tx_all, PostgresStore};
 use crate::domain::attempts::Attempt;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::delivery::{Delivery, DeliveryFilter};
-use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
+use crate::store::dialect::Dialect;
+use crate::store::log::resend_sql;
 use crate::store::rows;
-use crate::store::{log, resend_sql, DeliveryLog, StoreResult};
+use crate::store::{log, DeliveryLog, StoreResult};
+
+const POSTGRES: Dialect = Dialect::Postgres;
 
 #[async_trait]
 impl DeliveryLog for PostgresStore {
@@ -20,15 +23,10 @@ impl DeliveryLog for PostgresStore {
         filter: DeliveryFilter,
         page: PageRequest,
     ) -> StoreResult<Vec<Delivery>> {
+        let (app_id, bound, status, event_type, limit) = log::list_deliveries_params(app_id, filter, page);
         self.all(
             &log::list_deliveries_sql(),
-            &[
-                &app_id,
-                &before_bound(page),
-                &filter.status.map(DeliveryStatus::as_str),
-                &filter.event_type.map(EventType::as_str),
-                &(page.size as i64 + 1),
-            ],
+            &[&app_id, &bound, &status, &event_type, &limit],
             rows::delivery,
         )
         .await
@@ -39,11 +37,7 @@ impl DeliveryLog for PostgresStore {
         app_id: i64,
         id: i64,
     ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
-        let found = self
-            .one(&log::get_delivery_sql(), &[&id, &app_id], |r| {
-                Ok((rows::delivery(r)?, rows::Columns::text(r, 12)?))
-            })
-            .await?;
+        let found = self.one(&log::get_delivery_sql(), &[&id, &app_id], log::delivery_with_body).await?;
         let Some((delivery, body)) = found else { return Ok(None) };
         let attempts = self.all(&log::attempts_sql(), &[&id], rows::attempt).await?;
         Ok(Some((delivery, body, attempts)))
@@ -63,24 +57,17 @@ impl DeliveryLog for PostgresStore {
         let statuses: Vec<&str> = statuses.iter().map(|s| s.as_str()).collect();
         let mut client = self.pool.get().await?;
         let tx = bookkeeping_transaction(&mut client).await?;
-        let doomed = tx_all(
-            &tx,
-            "SELECT id, event_id FROM deliveries
-             WHERE status = ANY($1) AND status <> 'pending' AND updated_at < $2 LIMIT $3",
-            &[&statuses, &before, &(limit as i64)],
-            |r| Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)?)),
-        )
+        let doomed = tx_all(&tx, &log::doomed_sql(POSTGRES), &[&statuses, &before, &(limit as i64)], |r| {
+            Ok((rows::Columns::int(r, "id")?, rows::Columns::int(r, "event_id")?))
+        })
         .await?;
         let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();
-        tx.execute("DELETE FROM attempts WHERE delivery_id = ANY($1)", &[&ids]).await?;
-        tx.execute("DELETE FROM delivery_bodies WHERE delivery_id = ANY($1)", &[&ids]).await?;
-        let deleted = tx.execute("DELETE FROM deliveries WHERE id = ANY($1)", &[&ids]).await?;
+        for table in ["attempts", "delivery_bodies"] {
+            tx.execute(&log::prune_rows_sql(POSTGRES, table, "delivery_id"), &[&ids]).await?;
+        }
+        let deleted = tx.execute(&log::prune_rows_sql(POSTGRES, "deliveries", "id"), &[&ids]).await?;
         idempotency::prune_keys(&tx, &event_ids).await?;
-        tx.execute(
-            "DELETE FROM events WHERE id = ANY($1) AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
-            &[&event_ids],
-        )
-        .await?;
+        tx.execute(&log::prune_events_sql(POSTGRES), &[&event_ids]).await?;
         tx.commit().await?;
         Ok(deleted as usize)
     }

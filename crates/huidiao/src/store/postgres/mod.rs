@@ -29,8 +29,7 @@ use tokio_postgres::{AsyncMessage, Config, NoTls, Row};
 use tokio_util::sync::CancellationToken;
 
 use super::rows::{self};
-use super::{Store, StoreError, StoreResult};
-use crate::domain::paging::PageRequest;
+use super::{Store, StoreError, StoreResult, CREATE_SECRET_SQL, SECRET_SQL};
 use crate::wake::Wake;
 
 /// Schema versions in order; the `schema_migrations` table records which are applied.
@@ -92,34 +91,10 @@ impl From<deadpool_postgres::PoolError> for StoreError {
     }
 }
 
-impl rows::Columns for Row {
-    fn int(&self, index: usize) -> StoreResult<i64> {
-        Ok(self.try_get(index)?)
-    }
-    fn opt_int(&self, index: usize) -> StoreResult<Option<i64>> {
-        Ok(self.try_get(index)?)
-    }
-    fn text(&self, index: usize) -> StoreResult<String> {
-        Ok(self.try_get(index)?)
-    }
-    fn opt_text(&self, index: usize) -> StoreResult<Option<String>> {
-        Ok(self.try_get(index)?)
-    }
-    fn flag(&self, index: usize) -> StoreResult<bool> {
-        Ok(self.try_get(index)?)
-    }
-    fn blob(&self, index: usize) -> StoreResult<Vec<u8>> {
-        Ok(self.try_get(index)?)
-    }
-}
+rows::columns_through!(Row, try_get);
 
 fn is_unique_violation(err: &tokio_postgres::Error) -> bool {
     err.code() == Some(&tokio_postgres::error::SqlState::UNIQUE_VIOLATION)
-}
-
-/// Keyset bound for newest-first pages: ids below `before`, or all of them.
-fn before_bound(page: PageRequest) -> i64 {
-    page.before.unwrap_or(i64::MAX)
 }
 
 type Params<'a> = &'a [&'a (dyn ToSql + Sync)];
@@ -264,11 +239,14 @@ async fn notify(tx: &Transaction<'_>) -> StoreResult<()> {
 #[async_trait]
 impl Store for PostgresStore {
     async fn ping(&self) -> StoreResult<()> {
-        self.one("SELECT 1::BIGINT", &[], |r| rows::Columns::int(r, 0)).await.map(|_| ())
+        self.one("SELECT 1::BIGINT AS one", &[], |r| rows::Columns::int(r, "one")).await.map(|_| ())
     }
 
     async fn node_number(&self) -> StoreResult<i64> {
-        Ok(self.one("SELECT nextval('node_numbers')", &[], |r| rows::Columns::int(r, 0)).await?.unwrap_or(0))
+        Ok(self
+            .one("SELECT nextval('node_numbers') AS n", &[], |r| rows::Columns::int(r, "n"))
+            .await?
+            .unwrap_or(0))
     }
 
     async fn watch_wakeups(&self, wake: Wake, shutdown: CancellationToken) {
@@ -284,12 +262,8 @@ impl Store for PostgresStore {
     }
 
     async fn secret(&self, name: &str, initial: Vec<u8>) -> StoreResult<Vec<u8>> {
-        self.execute(
-            "INSERT INTO settings (name, value) VALUES ($1, $2) ON CONFLICT (name) DO NOTHING",
-            &[&name, &initial],
-        )
-        .await?;
-        self.one("SELECT value FROM settings WHERE name = $1", &[&name], |r| rows::Columns::blob(r, 0))
+        self.execute(CREATE_SECRET_SQL, &[&name, &initial]).await?;
+        self.one(SECRET_SQL, &[&name], |r| rows::Columns::blob(r, "value"))
             .await?
             .ok_or_else(|| StoreError::Internal(format!("setting {name} vanished")))
     }

@@ -6,9 +6,8 @@ use deadpool_postgres::Transaction;
 use super::PostgresStore;
 use crate::domain::attempts::AttemptResult;
 use crate::domain::notifications::Notification;
-use crate::store::notifications::{
-    self, LeasedNotification, NotificationLease, NotificationPush, NotificationStore,
-};
+use crate::domain::notifications::{LeasedNotification, NotificationLease, NotificationPush};
+use crate::store::notifications::{self, NotificationStore};
 use crate::store::StoreResult;
 
 /// Stores `notification` in the transaction `tx`.
@@ -34,7 +33,7 @@ impl NotificationStore for PostgresStore {
     }
 
     async fn record_notification(&self, push: NotificationPush) -> StoreResult<()> {
-        let (status, next, error, at) = push.values();
+        let (status, next, error, at) = notifications::push_values(&push);
         self.execute(notifications::RECORD_SQL, &[&push.id, &status, &next, &error, &at]).await.map(|_| ())
     }
 }

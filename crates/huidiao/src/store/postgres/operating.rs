@@ -91,7 +91,7 @@ impl OperatingStore for PostgresStore {
                 &batch.filter.event_type.map(|t| t.as_str()),
                 &(batch.limit as i64),
             ],
-            |r| rows::Columns::int(r, 0),
+            |r| rows::Columns::int(r, "id"),
         )
         .await?;
         if !ids.is_empty() {

@@ -15,11 +15,14 @@ use crate::domain::delivery::{LeaseRequest, LeasedDelivery};
 use crate::domain::events::{Candidate, NewEvent};
 use crate::domain::fanout::{Publication, RoutingKey};
 use crate::domain::idempotency::Published;
+use crate::store::dialect::Dialect;
 use crate::store::idempotency::{self as store_keys, Settled};
-use crate::store::rows::{self, headers_to_json, ATTEMPT_COLUMNS, LEASED_COLUMNS, LEASED_FROM};
-use crate::store::{
-    candidates_sql, lease_due_sql, next_due_sql, DeliveryQueue, Dialect, StoreResult, RECORD_ATTEMPT_SQL,
+use crate::store::queue::{
+    candidates_sql, lease_due_sql, leased_sql, next_due_sql, release_leases_sql, PENDING_COUNT_SQL,
+    RECORD_ATTEMPT_SQL,
 };
+use crate::store::rows::{self, headers_to_json, ATTEMPT_COLUMNS};
+use crate::store::{DeliveryQueue, StoreResult};
 
 /// Rows of a publish, column by column, for one `INSERT … SELECT FROM UNNEST` per table: a batch
 /// of a thousand events is three round trips, not one per row.
@@ -174,22 +177,19 @@ impl DeliveryQueue for PostgresStore {
                 &(request.limit as i64),
                 &request.node,
             ],
-            |r| rows::Columns::int(r, 0),
+            |r| rows::Columns::int(r, "id"),
         )
         .await?;
-        let details = tx_all(
-            &tx,
-            &format!("SELECT {LEASED_COLUMNS} FROM {LEASED_FROM} WHERE d.id = ANY($1) ORDER BY d.id"),
-            &[&leased],
-            rows::leased,
-        )
-        .await?;
+        let details = tx_all(&tx, &leased_sql(Dialect::Postgres), &[&leased], rows::leased).await?;
         tx.commit().await?;
         Ok(details)
     }
 
     async fn next_due_at(&self) -> StoreResult<Option<i64>> {
-        Ok(self.one(&next_due_sql(Dialect::Postgres), &[], |r| rows::Columns::opt_int(r, 0)).await?.flatten())
+        Ok(self
+            .one(&next_due_sql(Dialect::Postgres), &[], |r| rows::Columns::opt_int(r, "due"))
+            .await?
+            .flatten())
     }
 
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()> {
@@ -239,13 +239,7 @@ impl DeliveryQueue for PostgresStore {
     }
 
     async fn release_leases(&self, ids: Vec<i64>, now: i64) -> StoreResult<()> {
-        self.execute(
-            "UPDATE deliveries SET lease_until = NULL, next_attempt_at = $2
-             WHERE id = ANY($1) AND status = 'pending' AND lease_until IS NOT NULL",
-            &[&ids, &now],
-        )
-        .await
-        .map(|_| ())
+        self.execute(&release_leases_sql(Dialect::Postgres), &[&ids, &now]).await.map(|_| ())
     }
 
     /// Other nodes may hold leases on shared storage, so none are taken back at start-up; the
@@ -255,11 +249,6 @@ impl DeliveryQueue for PostgresStore {
     }
 
     async fn pending_count(&self) -> StoreResult<i64> {
-        Ok(self
-            .one("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'", &[], |r| {
-                rows::Columns::int(r, 0)
-            })
-            .await?
-            .unwrap_or(0))
+        Ok(self.one(PENDING_COUNT_SQL, &[], |r| rows::Columns::int(r, "n")).await?.unwrap_or(0))
     }
 }

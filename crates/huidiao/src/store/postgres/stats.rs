@@ -6,7 +6,7 @@ use super::PostgresStore;
 use crate::domain::stats::AppStats;
 use crate::domain::stats::{StatsRange, MAX_LATENCY_SAMPLES};
 use crate::store::stats::{self, StatsStore};
-use crate::store::StoreResult;
+use crate::store::{rows, StoreResult};
 
 #[async_trait]
 impl StatsStore for PostgresStore {
@@ -34,7 +34,7 @@ impl StatsStore for PostgresStore {
                 .query(&latencies, &[&app, &first, &end, &MAX_LATENCY_SAMPLES])
                 .await?
                 .iter()
-                .map(|r| Ok(r.try_get(0)?))
+                .map(|r| rows::Columns::int(r, "latency_ms"))
                 .collect::<StoreResult<_>>()?,
             attempts: stats::attempts(&tx.query_one(&attempts, &[&app, &first, &end]).await?)?,
         };

@@ -5,32 +5,25 @@ use async_trait::async_trait;
 use super::PostgresStore;
 use crate::domain::tenancy::{Account, Connector, User};
 use crate::domain::tokens::{AuthToken, TokenRecord};
-use crate::store::rows::{
-    self, permissions_to_text, ACCOUNT_COLUMNS, CONNECTOR_COLUMNS, TOKEN_GRANT_SELECT, USER_COLUMNS,
-};
-use crate::store::{StoreResult, TenantStore};
+use crate::store::rows::{self, permissions_to_text};
+use crate::store::tenants::{self as sql, TenantStore};
+use crate::store::StoreResult;
 
 #[async_trait]
 impl TenantStore for PostgresStore {
     async fn create_account(&self, a: &Account) -> StoreResult<()> {
-        self.execute(
-            &format!("INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES ($1, $2, $3, $4)"),
-            &[&a.id, &a.name, &a.edition.as_str(), &a.created_at],
-        )
-        .await
-        .map(|_| ())
+        self.execute(&sql::insert_account_sql(), &[&a.id, &a.name, &a.edition.as_str(), &a.created_at])
+            .await
+            .map(|_| ())
     }
 
     async fn get_account(&self, id: i64) -> StoreResult<Option<Account>> {
-        self.one(&format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = $1"), &[&id], |r| {
-            rows::account(r)
-        })
-        .await
+        self.one(&sql::account_sql(), &[&id], rows::account).await
     }
 
     async fn create_user(&self, u: &User) -> StoreResult<()> {
         self.execute(
-            &format!("INSERT INTO users ({USER_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6)"),
+            &sql::insert_user_sql(),
             &[&u.id, &u.account_id, &u.name, &u.role.as_str(), &u.created_at, &u.plugin_developer],
         )
         .await
@@ -38,13 +31,12 @@ impl TenantStore for PostgresStore {
     }
 
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
-        self.one(&format!("SELECT {USER_COLUMNS} FROM users WHERE id = $1"), &[&id], rows::user).await
+        self.one(&sql::user_sql(), &[&id], rows::user).await
     }
 
     async fn create_token(&self, t: &TokenRecord) -> StoreResult<()> {
         self.execute(
-            "INSERT INTO tokens (id, user_id, name, lookup_key, secret_hash, permissions, expires_at, revoked, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            &sql::insert_token_sql(),
             &[
                 &t.id,
                 &t.user_id,
@@ -62,19 +54,16 @@ impl TenantStore for PostgresStore {
     }
 
     async fn find_token(&self, lookup_key: &str) -> StoreResult<Option<AuthToken>> {
-        self.one(&format!("{TOKEN_GRANT_SELECT} WHERE t.lookup_key = $1"), &[&lookup_key], |r| {
-            rows::auth_token(r)
-        })
-        .await
+        self.one(&sql::token_grant_sql(), &[&lookup_key], rows::auth_token).await
     }
 
     async fn revoke_token(&self, id: i64) -> StoreResult<bool> {
-        Ok(self.execute("UPDATE tokens SET revoked = TRUE WHERE id = $1", &[&id]).await? > 0)
+        Ok(self.execute(sql::REVOKE_TOKEN_SQL, &[&id]).await? > 0)
     }
 
     async fn create_connector(&self, c: &Connector) -> StoreResult<()> {
         self.execute(
-            &format!("INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES ($1, $2, $3, $4, $5)"),
+            &sql::insert_connector_sql(),
             &[&c.id, &c.account_id, &c.creator_id, &c.name, &c.created_at],
         )
         .await
@@ -82,9 +71,6 @@ impl TenantStore for PostgresStore {
     }
 
     async fn get_connector(&self, id: i64) -> StoreResult<Option<Connector>> {
-        self.one(&format!("SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = $1"), &[&id], |r| {
-            rows::connector(r)
-        })
-        .await
+        self.one(&sql::connector_sql(), &[&id], rows::connector).await
     }
 }

@@ -4,7 +4,9 @@
 use super::*;
 use crate::domain::delivery::LeaseRequest;
 use crate::store::backend_tests::{postgres_url, with_backlog, NOW};
-use crate::store::{lease_due_sql, Dialect};
+
+use crate::store::dialect::Dialect;
+use crate::store::queue::lease_due_sql;
 
 #[tokio::test]
 async fn bodies_stored_before_they_lived_apart_move_with_their_deliveries() {

@@ -3,14 +3,18 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::{all, before_bound, is_unique_violation, numbered, one, SqliteStore};
+use super::{all, is_unique_violation, one, SqliteStore};
 use crate::domain::apps::AppType;
 use crate::domain::apps::{App, AppUpdate, Subscription};
 use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
 use crate::domain::tenancy::Scope;
-use crate::store::rows::{self, APP_COLUMNS, SUBSCRIPTION_COLUMNS};
-use crate::store::{connector_taken, scope_filter, AppStore, StoreResult, SET_MAX_PER_SECOND_SQL};
+use crate::store::apps::{self as sql, connector_taken, scope_filter, AppStore};
+use crate::store::dialect::Dialect;
+use crate::store::rows::{self, before_bound};
+use crate::store::StoreResult;
+
+const SQLITE: Dialect = Dialect::Sqlite;
 
 #[async_trait]
 impl AppStore for SqliteStore {
@@ -18,9 +22,7 @@ impl AppStore for SqliteStore {
         let a = app.clone();
         self.write(move |tx| {
             let inserted = tx.execute(
-                &format!(
-                    "INSERT INTO api_apps ({APP_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)"
-                ),
+                &SQLITE.statement(&sql::insert_app_sql()),
                 params![
                     a.id,
                     a.account_id,
@@ -47,24 +49,15 @@ impl AppStore for SqliteStore {
     }
 
     async fn get_app(&self, id: i64) -> StoreResult<Option<App>> {
-        self.read(move |conn| {
-            one(
-                conn,
-                &format!("SELECT {APP_COLUMNS} FROM api_apps WHERE id = ?1 AND deleted_at IS NULL"),
-                [id],
-                |r| rows::app(r),
-            )
-        })
-        .await
+        self.read(move |conn| one(conn, &SQLITE.statement(&sql::app_sql()), [id], |r| rows::app(r))).await
     }
 
     async fn count_apps(&self, account_id: i64) -> StoreResult<i64> {
         self.read(move |conn| {
-            Ok(conn.query_row(
-                "SELECT COUNT(*) FROM api_apps WHERE account_id = ?1 AND deleted_at IS NULL",
-                [account_id],
-                |r| r.get(0),
-            )?)
+            let count = one(conn, &SQLITE.statement(sql::COUNT_APPS_SQL), [account_id], |r| {
+                rows::Columns::int(r, "n")
+            })?;
+            Ok(count.unwrap_or(0))
         })
         .await
     }
@@ -79,11 +72,7 @@ impl AppStore for SqliteStore {
             let (scope_column, scope_id) = scope_filter(scope);
             all(
                 conn,
-                &format!(
-                    "SELECT {APP_COLUMNS} FROM api_apps
-                     WHERE {scope_column} = ?1 AND deleted_at IS NULL AND id < ?2 AND (?3 IS NULL OR app_type = ?3)
-                     ORDER BY id DESC LIMIT ?4"
-                ),
+                &SQLITE.statement(&sql::list_apps_sql(scope_column)),
                 params![scope_id, before_bound(page), app_type.map(AppType::as_str), page.size as i64 + 1],
                 |r| rows::app(r),
             )
@@ -95,8 +84,7 @@ impl AppStore for SqliteStore {
         let update = update.clone();
         self.write(move |tx| {
             let changed = tx.execute(
-                "UPDATE api_apps SET name = COALESCE(?2, name), callback_url = COALESCE(?3, callback_url), updated_at = ?4
-                 WHERE id = ?1 AND deleted_at IS NULL",
+                &SQLITE.statement(sql::UPDATE_APP_SQL),
                 params![id, update.name, update.callback_url, now],
             )?;
             Ok(changed > 0)
@@ -106,23 +94,18 @@ impl AppStore for SqliteStore {
 
     async fn set_max_per_second(&self, id: i64, max_per_second: Option<u32>, now: i64) -> StoreResult<bool> {
         self.write(move |tx| {
-            Ok(tx.execute(&numbered(SET_MAX_PER_SECOND_SQL), params![id, max_per_second, now])? > 0)
+            Ok(tx
+                .execute(&SQLITE.statement(sql::SET_MAX_PER_SECOND_SQL), params![id, max_per_second, now])?
+                > 0)
         })
         .await
     }
 
     async fn delete_app(&self, id: i64, now: i64) -> StoreResult<bool> {
         self.write(move |tx| {
-            let changed = tx.execute(
-                "UPDATE api_apps SET deleted_at = ?2, updated_at = ?2 WHERE id = ?1 AND deleted_at IS NULL",
-                params![id, now],
-            )?;
-            tx.execute("DELETE FROM subscriptions WHERE app_id = ?1", [id])?;
-            tx.execute(
-                "UPDATE deliveries SET status = 'cancelled', next_attempt_at = NULL, updated_at = ?2
-                 WHERE app_id = ?1 AND status = 'pending'",
-                params![id, now],
-            )?;
+            let changed = tx.execute(&SQLITE.statement(sql::DELETE_APP_SQL), params![id, now])?;
+            tx.execute(&SQLITE.statement(sql::DROP_SUBSCRIPTIONS_SQL), [id])?;
+            tx.execute(&SQLITE.statement(sql::CANCEL_PENDING_SQL), params![id, now])?;
             Ok(changed > 0)
         })
         .await
@@ -131,9 +114,7 @@ impl AppStore for SqliteStore {
     async fn subscribe(&self, subscriptions: &[Subscription]) -> StoreResult<()> {
         let subs = subscriptions.to_vec();
         self.write(move |tx| {
-            let mut stmt = tx.prepare_cached(&format!(
-                "INSERT OR IGNORE INTO subscriptions ({SUBSCRIPTION_COLUMNS}) VALUES (?1, ?2, ?3, ?4)"
-            ))?;
+            let mut stmt = tx.prepare_cached(&SQLITE.statement(&sql::subscribe_sql()))?;
             for s in &subs {
                 stmt.execute(params![s.id, s.app_id, s.event_type.as_str(), s.created_at])?;
             }
@@ -159,9 +140,7 @@ impl AppStore for SqliteStore {
         self.read(move |conn| {
             all(
                 conn,
-                &format!(
-                    "SELECT {SUBSCRIPTION_COLUMNS} FROM subscriptions WHERE app_id = ?1 AND id < ?2 ORDER BY id DESC LIMIT ?3"
-                ),
+                &SQLITE.statement(&sql::subscriptions_sql()),
                 params![app_id, before_bound(page), page.size as i64 + 1],
                 |r| rows::subscription(r),
             )

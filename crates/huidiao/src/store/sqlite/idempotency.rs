@@ -5,10 +5,11 @@ use std::collections::HashMap;
 
 use rusqlite::{params, Transaction};
 
-use super::{all, json_ids, numbered, one};
+use super::{all, json_ids, one};
 use crate::domain::events::NewEvent;
+use crate::store::dialect::Dialect;
 use crate::store::idempotency::{self as sql, Settled};
-use crate::store::{rows, Dialect, StoreError, StoreResult};
+use crate::store::{rows, StoreError, StoreResult};
 
 /// Claims the key of the event at `index`, if it has one.
 pub(super) fn claim(tx: &Transaction<'_>, index: usize, event: &NewEvent) -> StoreResult<Settled> {
@@ -16,14 +17,14 @@ pub(super) fn claim(tx: &Transaction<'_>, index: usize, event: &NewEvent) -> Sto
     let (account, k, fingerprint, id, at) = sql::claim_params(event, key);
     let (_, stored) = one(
         tx,
-        &numbered(&sql::claim_sql(Dialect::Sqlite)),
+        &Dialect::Sqlite.statement(&sql::claim_sql(Dialect::Sqlite)),
         params![account, k, fingerprint, id, at],
         |r| sql::claimed(r),
     )?
     .ok_or_else(|| StoreError::Internal("claiming an idempotency key returned no row".into()))?;
     let settled = sql::settle(index, event, key, &stored)?;
     if settled == Settled::TakeOver {
-        tx.prepare_cached(&numbered(sql::TAKE_OVER_SQL))?.execute(params![
+        tx.prepare_cached(&Dialect::Sqlite.statement(sql::TAKE_OVER_SQL))?.execute(params![
             account,
             k,
             fingerprint,
@@ -39,15 +40,17 @@ pub(super) fn delivery_counts(tx: &Transaction<'_>, event_ids: &[i64]) -> StoreR
     if event_ids.is_empty() {
         return Ok(HashMap::new());
     }
-    let counts =
-        all(tx, &numbered(&sql::delivery_counts_sql(Dialect::Sqlite)), [json_ids(event_ids)], |r| {
-            Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)? as usize))
-        })?;
+    let counts = all(
+        tx,
+        &Dialect::Sqlite.statement(&sql::delivery_counts_sql(Dialect::Sqlite)),
+        [json_ids(event_ids)],
+        |r| Ok((rows::Columns::int(r, "event_id")?, rows::Columns::int(r, "n")? as usize)),
+    )?;
     Ok(counts.into_iter().collect())
 }
 
 /// Deletes the keys of the events pruning deletes next ([`sql::prune_keys_sql`]).
 pub(super) fn prune_keys(tx: &Transaction<'_>, event_ids: &str) -> StoreResult<()> {
-    tx.execute(&numbered(&sql::prune_keys_sql(Dialect::Sqlite)), [event_ids])?;
+    tx.execute(&Dialect::Sqlite.statement(&sql::prune_keys_sql(Dialect::Sqlite)), [event_ids])?;
     Ok(())
 }

@@ -3,14 +3,15 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::{all, before_bound, idempotency, numbered, one, Durability, SqliteStore};
+use super::{all, idempotency, one, Durability, SqliteStore};
 use crate::domain::attempts::Attempt;
 use crate::domain::delivery::DeliveryStatus;
 use crate::domain::delivery::{Delivery, DeliveryFilter};
-use crate::domain::event_types::EventType;
 use crate::domain::paging::PageRequest;
+use crate::store::dialect::Dialect;
+use crate::store::log::resend_sql;
 use crate::store::rows::{self, json_ids};
-use crate::store::{log, resend_sql, DeliveryLog, Dialect, StoreResult};
+use crate::store::{log, DeliveryLog, StoreResult};
 
 const SQLITE: Dialect = Dialect::Sqlite;
 
@@ -26,13 +27,7 @@ impl DeliveryLog for SqliteStore {
             all(
                 conn,
                 &SQLITE.statement(&log::list_deliveries_sql()),
-                params![
-                    app_id,
-                    before_bound(page),
-                    filter.status.map(DeliveryStatus::as_str),
-                    filter.event_type.map(EventType::as_str),
-                    page.size as i64 + 1
-                ],
+                log::list_deliveries_params(app_id, filter, page),
                 |r| rows::delivery(r),
             )
         })
@@ -46,7 +41,7 @@ impl DeliveryLog for SqliteStore {
     ) -> StoreResult<Option<(Delivery, String, Vec<Attempt>)>> {
         self.read(move |conn| {
             let found = one(conn, &SQLITE.statement(&log::get_delivery_sql()), params![id, app_id], |r| {
-                Ok((rows::delivery(r)?, rows::Columns::text(r, 12)?))
+                log::delivery_with_body(r)
             })?;
             let Some((delivery, body)) = found else { return Ok(None) };
             let attempts = all(conn, &SQLITE.statement(&log::attempts_sql()), [id], |r| rows::attempt(r))?;
@@ -59,7 +54,8 @@ impl DeliveryLog for SqliteStore {
         self.write(move |tx| {
             let exists: bool =
                 tx.query_row(&SQLITE.statement(log::DELIVERY_EXISTS_SQL), params![id, app_id], |r| r.get(0))?;
-            tx.prepare_cached(&numbered(&resend_sql()))?.execute(params![now, id, app_id])?;
+            tx.prepare_cached(&Dialect::Sqlite.statement(&resend_sql()))?
+                .execute(params![now, id, app_id])?;
             Ok(exists)
         })
         .await
@@ -71,29 +67,20 @@ impl DeliveryLog for SqliteStore {
                 .expect("strings serialise");
             let doomed = all(
                 tx,
-                "SELECT id, event_id FROM deliveries
-                 WHERE status IN (SELECT value FROM json_each(?1)) AND status <> 'pending' AND updated_at < ?2
-                 LIMIT ?3",
+                &SQLITE.statement(&log::doomed_sql(SQLITE)),
                 params![statuses, before, limit as i64],
-                |r| Ok((rows::Columns::int(r, 0)?, rows::Columns::int(r, 1)?)),
+                |r| Ok((rows::Columns::int(r, "id")?, rows::Columns::int(r, "event_id")?)),
             )?;
             let (ids, event_ids): (Vec<i64>, Vec<i64>) = doomed.into_iter().unzip();
             let ids = json_ids(&ids);
             for table in ["attempts", "delivery_bodies"] {
-                tx.execute(
-                    &format!("DELETE FROM {table} WHERE delivery_id IN (SELECT value FROM json_each(?1))"),
-                    [&ids],
-                )?;
+                tx.execute(&SQLITE.statement(&log::prune_rows_sql(SQLITE, table, "delivery_id")), [&ids])?;
             }
             let deleted =
-                tx.execute("DELETE FROM deliveries WHERE id IN (SELECT value FROM json_each(?1))", [&ids])?;
+                tx.execute(&SQLITE.statement(&log::prune_rows_sql(SQLITE, "deliveries", "id")), [&ids])?;
             let event_ids = json_ids(&event_ids);
             idempotency::prune_keys(tx, &event_ids)?;
-            tx.execute(
-                "DELETE FROM events WHERE id IN (SELECT value FROM json_each(?1))
-                 AND NOT EXISTS (SELECT 1 FROM deliveries d WHERE d.event_id = events.id)",
-                [event_ids],
-            )?;
+            tx.execute(&SQLITE.statement(&log::prune_events_sql(SQLITE)), [event_ids])?;
             Ok(deleted)
         })
         .await

@@ -22,9 +22,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use rusqlite::{params, Connection, Row};
 
+use super::dialect::Dialect;
 use super::rows::{self, json_ids};
-use super::{Store, StoreError, StoreResult};
-use crate::domain::paging::PageRequest;
+use super::{Store, StoreError, StoreResult, CREATE_SECRET_SQL, SECRET_SQL};
 use crate::files;
 
 /// Schema versions in order; `PRAGMA user_version` records how many are applied.
@@ -197,26 +197,7 @@ async fn run_blocking<T: Send + 'static>(
         .map_err(|e| StoreError::Internal(format!("storage task failed: {e}")))?
 }
 
-impl rows::Columns for Row<'_> {
-    fn int(&self, index: usize) -> StoreResult<i64> {
-        Ok(self.get(index)?)
-    }
-    fn opt_int(&self, index: usize) -> StoreResult<Option<i64>> {
-        Ok(self.get(index)?)
-    }
-    fn text(&self, index: usize) -> StoreResult<String> {
-        Ok(self.get(index)?)
-    }
-    fn opt_text(&self, index: usize) -> StoreResult<Option<String>> {
-        Ok(self.get(index)?)
-    }
-    fn flag(&self, index: usize) -> StoreResult<bool> {
-        Ok(self.get(index)?)
-    }
-    fn blob(&self, index: usize) -> StoreResult<Vec<u8>> {
-        Ok(self.get(index)?)
-    }
-}
+rows::columns_through!(Row<'_>, get);
 
 /// Every row of a query, read with `read_row`.
 fn all<T>(
@@ -253,17 +234,6 @@ fn is_unique_violation(err: &rusqlite::Error) -> bool {
     )
 }
 
-/// A statement shared with PostgreSQL, its `$n` parameters written as SQLite's `?n` (SQLite reads
-/// `$n` as a named parameter and would bind by order of appearance instead).
-fn numbered(sql: &str) -> String {
-    sql.replace('$', "?")
-}
-
-/// Keyset bound for newest-first pages: ids below `before`, or all of them.
-fn before_bound(page: PageRequest) -> i64 {
-    page.before.unwrap_or(i64::MAX)
-}
-
 #[async_trait]
 impl Store for SqliteStore {
     async fn reclaim_space(&self) -> StoreResult<()> {
@@ -284,11 +254,8 @@ impl Store for SqliteStore {
     async fn secret(&self, name: &str, initial: Vec<u8>) -> StoreResult<Vec<u8>> {
         let name = name.to_owned();
         self.write(move |tx| {
-            tx.execute(
-                "INSERT OR IGNORE INTO settings (name, value) VALUES (?1, ?2)",
-                params![name, initial],
-            )?;
-            Ok(tx.query_row("SELECT value FROM settings WHERE name = ?1", [&name], |r| r.get(0))?)
+            tx.execute(&Dialect::Sqlite.statement(CREATE_SECRET_SQL), params![name, initial])?;
+            Ok(tx.query_row(&Dialect::Sqlite.statement(SECRET_SQL), [&name], |r| r.get("value"))?)
         })
         .await
     }

@@ -3,17 +3,17 @@
 use async_trait::async_trait;
 use rusqlite::{params, Transaction};
 
-use super::{all, numbered, SqliteStore};
+use super::{all, SqliteStore};
 use crate::domain::attempts::AttemptResult;
 use crate::domain::notifications::Notification;
-use crate::store::notifications::{
-    self, LeasedNotification, NotificationLease, NotificationPush, NotificationStore,
-};
+use crate::domain::notifications::{LeasedNotification, NotificationLease, NotificationPush};
+use crate::store::dialect::Dialect;
+use crate::store::notifications::{self, NotificationStore};
 use crate::store::StoreResult;
 
 /// Stores `notification` in the transaction `tx`.
 pub(super) fn insert(tx: &Transaction<'_>, notification: &Notification) -> StoreResult<()> {
-    tx.prepare_cached(&numbered(notifications::INSERT_SQL))?.execute(params![
+    tx.prepare_cached(&Dialect::Sqlite.statement(notifications::INSERT_SQL))?.execute(params![
         notification.kind.as_str(),
         notification.body(),
         notification.at
@@ -29,7 +29,7 @@ pub(super) fn record_attempts(tx: &Transaction<'_>, results: &[AttemptResult]) -
 #[async_trait]
 impl NotificationStore for SqliteStore {
     async fn lease_notifications(&self, lease: NotificationLease) -> StoreResult<Vec<LeasedNotification>> {
-        let sql = numbered(&notifications::lease_sql(""));
+        let sql = Dialect::Sqlite.statement(&notifications::lease_sql(""));
         self.write(move |tx| {
             all(tx, &sql, params![lease.until, lease.now, lease.limit as i64], |r| notifications::leased(r))
         })
@@ -38,8 +38,11 @@ impl NotificationStore for SqliteStore {
 
     async fn record_notification(&self, push: NotificationPush) -> StoreResult<()> {
         self.write(move |tx| {
-            let (status, next, error, at) = push.values();
-            tx.execute(&numbered(notifications::RECORD_SQL), params![push.id, status, next, error, at])?;
+            let (status, next, error, at) = notifications::push_values(&push);
+            tx.execute(
+                &Dialect::Sqlite.statement(notifications::RECORD_SQL),
+                params![push.id, status, next, error, at],
+            )?;
             Ok(())
         })
         .await

@@ -3,9 +3,10 @@
 use async_trait::async_trait;
 use rusqlite::{params, Transaction};
 
-use super::{all, notifications, numbered, SqliteStore};
+use super::{all, notifications, SqliteStore};
 use crate::domain::attempts::AttemptResult;
 use crate::domain::pausing::ReplayBatch;
+use crate::store::dialect::Dialect;
 use crate::store::operating::{self, Notice, OperatingStore};
 use crate::store::StoreResult;
 
@@ -23,12 +24,9 @@ pub(super) fn record_health(tx: &Transaction<'_>, results: &[AttemptResult]) -> 
     for result in results {
         let Some(pause) = &result.pause else { continue };
         let at = result.attempt.at + result.attempt.latency_ms;
-        let paused = tx.prepare_cached(&numbered(operating::ATTEMPT_PAUSE_SQL))?.execute(params![
-            result.app_id,
-            at,
-            pause.reason,
-            pause.failing_since
-        ])?;
+        let paused = tx
+            .prepare_cached(&Dialect::Sqlite.statement(operating::ATTEMPT_PAUSE_SQL))?
+            .execute(params![result.app_id, at, pause.reason, pause.failing_since])?;
         if let Some(notice) = result.pause_notification.as_ref().filter(|_| paused > 0) {
             notifications::insert(tx, notice)?;
         }
@@ -44,12 +42,12 @@ fn change(
     notice: Notice,
 ) -> StoreResult<bool> {
     if let Some(notice) = notice {
-        if tx.execute(&numbered(&operating::changing(sql)), params)? > 0 {
+        if tx.execute(&Dialect::Sqlite.statement(&operating::changing(sql)), params)? > 0 {
             notifications::insert(tx, &notice)?;
             return Ok(true);
         }
     }
-    Ok(tx.execute(&numbered(sql), params)? > 0)
+    Ok(tx.execute(&Dialect::Sqlite.statement(sql), params)? > 0)
 }
 
 #[async_trait]
@@ -66,7 +64,7 @@ impl OperatingStore for SqliteStore {
         self.write(move |tx| {
             all(
                 tx,
-                &numbered(&operating::replay_sql()),
+                &Dialect::Sqlite.statement(&operating::replay_sql()),
                 params![
                     batch.now,
                     batch.app_id,
@@ -77,7 +75,7 @@ impl OperatingStore for SqliteStore {
                     batch.filter.event_type.map(|t| t.as_str()),
                     batch.limit as i64
                 ],
-                |r| crate::store::rows::Columns::int(r, 0),
+                |r| crate::store::rows::Columns::int(r, "id"),
             )
         })
         .await

@@ -6,17 +6,20 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::{all, idempotency, notifications, numbered, operating, reviews, Durability, SqliteStore};
+use super::{all, idempotency, notifications, one, operating, reviews, Durability, SqliteStore};
 use crate::domain::attempts::AttemptResult;
 use crate::domain::delivery::{LeaseRequest, LeasedDelivery};
 use crate::domain::events::Candidate;
 use crate::domain::fanout::{Publication, RoutingKey};
 use crate::domain::idempotency::Published;
+use crate::store::dialect::Dialect;
 use crate::store::idempotency::{self as store_keys, Settled};
-use crate::store::rows::{self, headers_to_json, json_ids, ATTEMPT_COLUMNS, LEASED_COLUMNS, LEASED_FROM};
-use crate::store::{
-    candidates_sql, lease_due_sql, next_due_sql, DeliveryQueue, Dialect, StoreResult, RECORD_ATTEMPT_SQL,
+use crate::store::queue::{
+    candidates_sql, lease_due_sql, leased_sql, next_due_sql, release_leases_sql, PENDING_COUNT_SQL,
+    RECORD_ATTEMPT_SQL,
 };
+use crate::store::rows::{self, headers_to_json, json_ids, ATTEMPT_COLUMNS};
+use crate::store::{DeliveryQueue, StoreResult};
 
 /// Stores one event and its deliveries, inside the caller's transaction.
 fn insert_event(tx: &rusqlite::Transaction<'_>, publication: &Publication) -> StoreResult<()> {
@@ -62,7 +65,7 @@ fn insert_event(tx: &rusqlite::Transaction<'_>, publication: &Publication) -> St
 impl DeliveryQueue for SqliteStore {
     async fn candidates(&self, keys: Vec<RoutingKey>) -> StoreResult<HashMap<RoutingKey, Vec<Candidate>>> {
         self.read(move |conn| {
-            let sql = numbered(&candidates_sql(Dialect::Sqlite));
+            let sql = Dialect::Sqlite.statement(&candidates_sql(Dialect::Sqlite));
             let mut found = HashMap::with_capacity(keys.len());
             for key in keys {
                 let (event_type, account_id, connector_ids) = &key;
@@ -101,7 +104,7 @@ impl DeliveryQueue for SqliteStore {
             // deliveries nobody is working on, and an expired lease is simply due again.
             let leased: Vec<i64> = all(
                 tx,
-                &numbered(&lease_due_sql(Dialect::Sqlite)),
+                &Dialect::Sqlite.statement(&lease_due_sql(Dialect::Sqlite)),
                 params![
                     request.lease_until,
                     request.now,
@@ -109,17 +112,11 @@ impl DeliveryQueue for SqliteStore {
                     request.limit as i64,
                     request.node
                 ],
-                |r| rows::Columns::int(r, 0),
+                |r| rows::Columns::int(r, "id"),
             )?;
-            all(
-                tx,
-                &format!(
-                    "SELECT {LEASED_COLUMNS} FROM {LEASED_FROM}
-                     WHERE d.id IN (SELECT value FROM json_each(?1)) ORDER BY d.id"
-                ),
-                [json_ids(&leased)],
-                |r| rows::leased(r),
-            )
+            all(tx, &Dialect::Sqlite.statement(&leased_sql(Dialect::Sqlite)), [json_ids(&leased)], |r| {
+                rows::leased(r)
+            })
         })
         .await
     }
@@ -170,8 +167,7 @@ impl DeliveryQueue for SqliteStore {
     async fn release_leases(&self, ids: Vec<i64>, now: i64) -> StoreResult<()> {
         self.write_with(Durability::Relaxed, move |tx| {
             tx.execute(
-                "UPDATE deliveries SET lease_until = NULL, next_attempt_at = ?2
-                 WHERE id IN (SELECT value FROM json_each(?1)) AND status = 'pending' AND lease_until IS NOT NULL",
+                &Dialect::Sqlite.statement(&release_leases_sql(Dialect::Sqlite)),
                 params![json_ids(&ids), now],
             )?;
             Ok(())
@@ -191,9 +187,7 @@ impl DeliveryQueue for SqliteStore {
     }
 
     async fn pending_count(&self) -> StoreResult<i64> {
-        self.read(|conn| {
-            Ok(conn.query_row("SELECT COUNT(*) FROM deliveries WHERE status = 'pending'", [], |r| r.get(0))?)
-        })
-        .await
+        self.read(|conn| Ok(one(conn, PENDING_COUNT_SQL, [], |r| rows::Columns::int(r, "n"))?.unwrap_or(0)))
+            .await
     }
 }

@@ -3,16 +3,17 @@
 use async_trait::async_trait;
 use rusqlite::{params, Transaction};
 
-use super::{all, numbered, one, SqliteStore};
+use super::{all, one, SqliteStore};
 use crate::domain::attempts::AttemptResult;
 use crate::domain::reviews::{Review, ReviewChange};
+use crate::store::dialect::Dialect;
 use crate::store::reviews::{self, ReviewStore};
 use crate::store::StoreResult;
 
 /// Stores the reviews that these attempts' answers gave, inside their transaction.
 pub(super) fn record_answers(tx: &Transaction<'_>, results: &[AttemptResult]) -> StoreResult<()> {
     for change in results.iter().filter_map(|r| r.review.as_ref()) {
-        tx.prepare_cached(&numbered(reviews::ANSWER_SQL))?.execute(params![
+        tx.prepare_cached(&Dialect::Sqlite.statement(reviews::ANSWER_SQL))?.execute(params![
             change.connector_id,
             change.bot_id,
             change.audit_status,
@@ -34,7 +35,7 @@ fn add_to_history(tx: &Transaction<'_>, change: &ReviewChange) -> StoreResult<()
 /// Runs a statement whose parameters are a change's connector, bot, status, reason, source and
 /// time ([`reviews::UPDATE_SQL`], [`reviews::HISTORY_SQL`]); answers the rows it changed.
 fn execute_change(tx: &Transaction<'_>, sql: &str, change: &ReviewChange) -> StoreResult<usize> {
-    Ok(tx.prepare_cached(&numbered(sql))?.execute(params![
+    Ok(tx.prepare_cached(&Dialect::Sqlite.statement(sql))?.execute(params![
         change.connector_id,
         change.bot_id,
         change.audit_status,
@@ -50,11 +51,13 @@ impl ReviewStore for SqliteStore {
         let bot_id = bot_id.to_owned();
         self.read(move |conn| {
             let key = params![connector_id, bot_id];
-            let Some(mut review) = one(conn, &numbered(reviews::REVIEW_SQL), key, |r| reviews::review(r))?
+            let Some(mut review) =
+                one(conn, &Dialect::Sqlite.statement(reviews::REVIEW_SQL), key, |r| reviews::review(r))?
             else {
                 return Ok(None);
             };
-            review.history = all(conn, &numbered(reviews::HISTORY_OF_SQL), key, |r| reviews::entry(r))?;
+            review.history =
+                all(conn, &Dialect::Sqlite.statement(reviews::HISTORY_OF_SQL), key, |r| reviews::entry(r))?;
             Ok(Some(review))
         })
         .await

@@ -3,11 +3,12 @@
 use async_trait::async_trait;
 use rusqlite::params;
 
-use super::{all, numbered, one, SqliteStore};
+use super::{all, one, SqliteStore};
 use crate::domain::stats::AppStats;
 use crate::domain::stats::{StatsRange, MAX_LATENCY_SAMPLES};
+use crate::store::dialect::Dialect;
 use crate::store::stats::{self, StatsStore};
-use crate::store::StoreResult;
+use crate::store::{rows, StoreResult};
 
 #[async_trait]
 impl StatsStore for SqliteStore {
@@ -18,14 +19,18 @@ impl StatsStore for SqliteStore {
             let tx = conn.unchecked_transaction()?;
             let key = params![app, first, end];
             Ok(AppStats {
-                deliveries: all(&tx, &numbered(stats::DELIVERIES_SQL), key, |r| stats::count(r))?,
-                attempts: one(&tx, &numbered(stats::ATTEMPTS_SQL), key, |r| stats::attempts(r))?
-                    .unwrap_or_default(),
+                deliveries: all(&tx, &Dialect::Sqlite.statement(stats::DELIVERIES_SQL), key, |r| {
+                    stats::count(r)
+                })?,
+                attempts: one(&tx, &Dialect::Sqlite.statement(stats::ATTEMPTS_SQL), key, |r| {
+                    stats::attempts(r)
+                })?
+                .unwrap_or_default(),
                 latencies: all(
                     &tx,
-                    &numbered(stats::LATENCIES_SQL),
+                    &Dialect::Sqlite.statement(stats::LATENCIES_SQL),
                     params![app, first, end, MAX_LATENCY_SAMPLES],
-                    |r| Ok(r.get(0)?),
+                    |r| rows::Columns::int(r, "latency_ms"),
                 )?,
             })
         })

@@ -6,10 +6,12 @@ use rusqlite::params;
 use super::{one, SqliteStore};
 use crate::domain::tenancy::{Account, Connector, User};
 use crate::domain::tokens::{AuthToken, TokenRecord};
-use crate::store::rows::{
-    self, permissions_to_text, ACCOUNT_COLUMNS, CONNECTOR_COLUMNS, TOKEN_GRANT_SELECT, USER_COLUMNS,
-};
-use crate::store::{StoreResult, TenantStore};
+use crate::store::dialect::Dialect;
+use crate::store::rows::{self, permissions_to_text};
+use crate::store::tenants::{self as sql, TenantStore};
+use crate::store::StoreResult;
+
+const SQLITE: Dialect = Dialect::Sqlite;
 
 #[async_trait]
 impl TenantStore for SqliteStore {
@@ -17,7 +19,7 @@ impl TenantStore for SqliteStore {
         let a = account.clone();
         self.write(move |tx| {
             tx.execute(
-                &format!("INSERT INTO accounts ({ACCOUNT_COLUMNS}) VALUES (?1, ?2, ?3, ?4)"),
+                &SQLITE.statement(&sql::insert_account_sql()),
                 params![a.id, a.name, a.edition.as_str(), a.created_at],
             )?;
             Ok(())
@@ -26,19 +28,15 @@ impl TenantStore for SqliteStore {
     }
 
     async fn get_account(&self, id: i64) -> StoreResult<Option<Account>> {
-        self.read(move |conn| {
-            one(conn, &format!("SELECT {ACCOUNT_COLUMNS} FROM accounts WHERE id = ?1"), [id], |r| {
-                rows::account(r)
-            })
-        })
-        .await
+        self.read(move |conn| one(conn, &SQLITE.statement(&sql::account_sql()), [id], |r| rows::account(r)))
+            .await
     }
 
     async fn create_user(&self, user: &User) -> StoreResult<()> {
         let u = user.clone();
         self.write(move |tx| {
             tx.execute(
-                &format!("INSERT INTO users ({USER_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+                &SQLITE.statement(&sql::insert_user_sql()),
                 params![u.id, u.account_id, u.name, u.role.as_str(), u.created_at, u.plugin_developer],
             )?;
             Ok(())
@@ -47,18 +45,14 @@ impl TenantStore for SqliteStore {
     }
 
     async fn get_user(&self, id: i64) -> StoreResult<Option<User>> {
-        self.read(move |conn| {
-            one(conn, &format!("SELECT {USER_COLUMNS} FROM users WHERE id = ?1"), [id], |r| rows::user(r))
-        })
-        .await
+        self.read(move |conn| one(conn, &SQLITE.statement(&sql::user_sql()), [id], |r| rows::user(r))).await
     }
 
     async fn create_token(&self, token: &TokenRecord) -> StoreResult<()> {
         let t = token.clone();
         self.write(move |tx| {
             tx.execute(
-                "INSERT INTO tokens (id, user_id, name, lookup_key, secret_hash, permissions, expires_at, revoked, created_at)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                &SQLITE.statement(&sql::insert_token_sql()),
                 params![
                     t.id,
                     t.user_id,
@@ -79,22 +73,20 @@ impl TenantStore for SqliteStore {
     async fn find_token(&self, lookup_key: &str) -> StoreResult<Option<AuthToken>> {
         let key = lookup_key.to_owned();
         self.read(move |conn| {
-            one(conn, &format!("{TOKEN_GRANT_SELECT} WHERE t.lookup_key = ?1"), [key], |r| {
-                rows::auth_token(r)
-            })
+            one(conn, &SQLITE.statement(&sql::token_grant_sql()), [key], |r| rows::auth_token(r))
         })
         .await
     }
 
     async fn revoke_token(&self, id: i64) -> StoreResult<bool> {
-        self.write(move |tx| Ok(tx.execute("UPDATE tokens SET revoked = 1 WHERE id = ?1", [id])? > 0)).await
+        self.write(move |tx| Ok(tx.execute(&SQLITE.statement(sql::REVOKE_TOKEN_SQL), [id])? > 0)).await
     }
 
     async fn create_connector(&self, connector: &Connector) -> StoreResult<()> {
         let c = connector.clone();
         self.write(move |tx| {
             tx.execute(
-                &format!("INSERT INTO connectors ({CONNECTOR_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+                &SQLITE.statement(&sql::insert_connector_sql()),
                 params![c.id, c.account_id, c.creator_id, c.name, c.created_at],
             )?;
             Ok(())
@@ -104,9 +96,7 @@ impl TenantStore for SqliteStore {
 
     async fn get_connector(&self, id: i64) -> StoreResult<Option<Connector>> {
         self.read(move |conn| {
-            one(conn, &format!("SELECT {CONNECTOR_COLUMNS} FROM connectors WHERE id = ?1"), [id], |r| {
-                rows::connector(r)
-            })
+            one(conn, &SQLITE.statement(&sql::connector_sql()), [id], |r| rows::connector(r))
         })
         .await
     }

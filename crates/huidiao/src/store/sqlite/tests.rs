@@ -3,7 +3,9 @@
 use super::*;
 use crate::domain::delivery::LeaseRequest;
 use crate::store::backend_tests::{with_backlog, NOW};
-use crate::store::{lease_due_sql, Dialect};
+
+use crate::store::dialect::Dialect;
+use crate::store::queue::lease_due_sql;
 
 #[test]
 fn bodies_stored_before_they_lived_apart_move_with_their_deliveries() {
@@ -40,7 +42,7 @@ async fn store_with_backlog(dir: &Path, apps: i64, events: i64) -> SqliteStore {
 async fn leasing_reads_only_the_due_window_of_each_app() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_backlog(dir.path(), 1, 1).await;
-    let sql = numbered(&lease_due_sql(Dialect::Sqlite));
+    let sql = Dialect::Sqlite.statement(&lease_due_sql(Dialect::Sqlite));
     let plan = store
         .read(move |conn| {
             let request = lease(1, 1, 0);
@@ -48,7 +50,7 @@ async fn leasing_reads_only_the_due_window_of_each_app() {
                 conn,
                 &format!("EXPLAIN QUERY PLAN {sql}"),
                 params![request.lease_until, request.now, 1, 1, 0],
-                |r| rows::Columns::text(r, 3),
+                |r| rows::Columns::text(r, "detail"),
             )
         })
         .await
@@ -67,7 +69,7 @@ async fn leasing_reads_only_the_due_window_of_each_app() {
 async fn the_lease_statement_is_prepared_once() {
     let dir = tempfile::tempdir().unwrap();
     let store = store_with_backlog(dir.path(), 2, 10).await;
-    let sql = numbered(&lease_due_sql(Dialect::Sqlite));
+    let sql = Dialect::Sqlite.statement(&lease_due_sql(Dialect::Sqlite));
     let reprepared = store
         .write_with(Durability::Relaxed, move |tx| {
             for node in 0..5 {
