@@ -163,11 +163,13 @@ pub struct DeliveryConfig {
     #[arg(long, env = "HUIDIAO_MAX_BATCH_BODY_BYTES", default_value_t = 16 * 1024 * 1024)]
     pub max_batch_body_bytes: usize,
 
-    /// How long succeeded, skipped and cancelled deliveries and their attempts are kept.
+    /// How long succeeded, skipped and cancelled deliveries and their attempts (and operator
+    /// notifications sent) are kept.
     #[arg(long, env = "HUIDIAO_RETENTION_SUCCEEDED", default_value = "30d", value_parser = humantime::parse_duration)]
     pub retention_succeeded: Duration,
 
-    /// How long failed deliveries and their attempts are kept.
+    /// How long failed deliveries and their attempts (and operator notifications given up) are
+    /// kept.
     #[arg(long, env = "HUIDIAO_RETENTION_FAILED", default_value = "90d", value_parser = humantime::parse_duration)]
     pub retention_failed: Duration,
 

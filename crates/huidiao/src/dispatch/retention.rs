@@ -1,5 +1,5 @@
-//! Pruning old delivery history in small batches, so that it never holds the storage long
-//! enough to stall delivery.
+//! Pruning old delivery history, and the operator notifications sent or given up, in small
+//! batches, so that it never holds the storage long enough to stall delivery.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,9 +14,10 @@ use crate::store::{Store, StoreResult};
 /// How long finished deliveries are kept; from [`crate::config::DeliveryConfig`].
 #[derive(Debug, Clone)]
 pub struct Retention {
-    /// Succeeded, skipped and cancelled deliveries.
+    /// Succeeded, skipped and cancelled deliveries, and operator notifications sent.
     pub succeeded: Duration,
-    /// Failed deliveries, kept longer so their owners can resend them.
+    /// Failed deliveries, kept longer so their owners can resend them, and operator
+    /// notifications given up.
     pub failed: Duration,
     /// Time between pruning rounds.
     pub interval: Duration,
@@ -44,21 +45,45 @@ impl Retention {
     /// the error that stopped the round.
     pub async fn prune_once(&self, store: &dyn Store, shutdown: &CancellationToken) -> StoreResult<usize> {
         let finished = vec![DeliveryStatus::Succeeded, DeliveryStatus::Skipped, DeliveryStatus::Cancelled];
+        let (succeeded_before, failed_before) = (cutoff(self.succeeded), cutoff(self.failed));
         let mut total = 0;
-        for (statuses, age) in [(finished, self.succeeded), (vec![DeliveryStatus::Failed], self.failed)] {
-            let before = now_ms() - age.as_millis() as i64;
-            while !shutdown.is_cancelled() {
-                let deleted = store.prune(statuses.clone(), before, BATCH).await?;
-                total += deleted;
-                if deleted < BATCH {
-                    break;
-                }
-                tokio::task::yield_now().await;
-            }
+        for (statuses, before) in
+            [(finished, succeeded_before), (vec![DeliveryStatus::Failed], failed_before)]
+        {
+            total += in_batches(shutdown, || store.prune(statuses.clone(), before, BATCH)).await?;
+        }
+        let notifications =
+            in_batches(shutdown, || store.prune_notifications(succeeded_before, failed_before, BATCH))
+                .await?;
+        if notifications > 0 {
+            tracing::info!(notifications, "pruned old operator notifications");
         }
         if total > 0 {
             tracing::info!(deliveries = total, "pruned old deliveries");
         }
         Ok(total)
     }
+}
+
+/// The time before which what is kept for `age` goes.
+fn cutoff(age: Duration) -> i64 {
+    now_ms() - age.as_millis() as i64
+}
+
+/// Runs `prune` (which deletes up to [`BATCH`]) until it deletes less or `shutdown`; answers how
+/// many went in all.
+async fn in_batches<F: std::future::Future<Output = StoreResult<usize>>>(
+    shutdown: &CancellationToken,
+    mut prune: impl FnMut() -> F,
+) -> StoreResult<usize> {
+    let mut total = 0;
+    while !shutdown.is_cancelled() {
+        let deleted = prune().await?;
+        total += deleted;
+        if deleted < BATCH {
+            break;
+        }
+        tokio::task::yield_now().await;
+    }
+    Ok(total)
 }

@@ -109,6 +109,7 @@ impl GroupCommit {
     async fn commit(&self, mut group: Vec<Pending>) {
         while !group.is_empty() {
             let sizes: Vec<usize> = group.iter().map(|p| p.publications.len()).collect();
+            // A copy goes to storage, so that the group can go again without a publish it refused.
             let publications: Vec<Publication> =
                 group.iter().flat_map(|p| p.publications.iter().cloned()).collect();
             match self.store.publish(publications).await {

@@ -22,6 +22,14 @@ pub trait NotificationStore {
     async fn lease_notifications(&self, lease: NotificationLease) -> StoreResult<Vec<LeasedNotification>>;
     /// Records one push of a notification.
     async fn record_notification(&self, push: NotificationPush) -> StoreResult<()>;
+    /// Deletes up to `limit` notifications sent before `delivered_before` or given up before
+    /// `failed_before`; answers how many went.
+    async fn prune_notifications(
+        &self,
+        delivered_before: i64,
+        failed_before: i64,
+        limit: usize,
+    ) -> StoreResult<usize>;
 }
 
 /// Stores a notification due at once (type, body, time).
@@ -43,6 +51,13 @@ pub(super) fn lease_sql(lock: &str) -> String {
 pub(super) const RECORD_SQL: &str = "UPDATE operator_notifications
      SET attempts = attempts + 1, status = $2, next_attempt_at = $3, last_error = $4, updated_at = $5
      WHERE id = $1";
+
+/// Deletes finished notifications past their age (sent before, given up before, limit), through
+/// the index of finished notifications by status and age.
+pub(super) const PRUNE_SQL: &str = "DELETE FROM operator_notifications WHERE id IN (
+       SELECT id FROM operator_notifications
+       WHERE (status = 'delivered' AND updated_at < $1) OR (status = 'failed' AND updated_at < $2)
+       LIMIT $3)";
 
 /// A push's row values, the parameters of [`RECORD_SQL`] but the id: status, when it is next
 /// due, error, time.

@@ -38,7 +38,8 @@ pub trait DeliveryQueue {
     async fn record_attempts(&self, results: Vec<AttemptResult>) -> StoreResult<()>;
     /// Gives leased deliveries back, due at `now` (graceful shutdown).
     async fn release_leases(&self, ids: Vec<i64>, now: i64) -> StoreResult<()>;
-    /// Gives back every lease (start-up of the only node using this storage).
+    /// Gives back every lease (start-up of the only node using this storage), operator
+    /// notifications' too; answers how many deliveries were leased.
     async fn release_all_leases(&self, now: i64) -> StoreResult<u64>;
     /// Pending deliveries, in flight or waiting.
     async fn pending_count(&self) -> StoreResult<i64>;

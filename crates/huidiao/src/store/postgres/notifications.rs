@@ -36,4 +36,16 @@ impl NotificationStore for PostgresStore {
         let (status, next, error, at) = notifications::push_values(&push);
         self.execute(notifications::RECORD_SQL, &[&push.id, &status, &next, &error, &at]).await.map(|_| ())
     }
+
+    async fn prune_notifications(
+        &self,
+        delivered_before: i64,
+        failed_before: i64,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        let deleted = self
+            .execute(notifications::PRUNE_SQL, &[&delivered_before, &failed_before, &(limit as i64)])
+            .await?;
+        Ok(deleted as usize)
+    }
 }

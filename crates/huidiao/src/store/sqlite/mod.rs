@@ -42,6 +42,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0011_paused_apps.sql"),
     include_str!("../migrations/sqlite/0012_trace_context.sql"),
     include_str!("../migrations/sqlite/0013_operator_notifications.sql"),
+    include_str!("../migrations/sqlite/0014_notifications_by_age.sql"),
 ];
 
 /// Whether a commit waits for the disk.

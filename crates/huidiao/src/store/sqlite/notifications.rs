@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use rusqlite::{params, Transaction};
 
-use super::{all, SqliteStore};
+use super::{all, Durability, SqliteStore};
 use crate::domain::attempts::AttemptResult;
 use crate::domain::notifications::Notification;
 use crate::domain::notifications::{LeasedNotification, NotificationLease, NotificationPush};
@@ -44,6 +44,21 @@ impl NotificationStore for SqliteStore {
                 params![push.id, status, next, error, at],
             )?;
             Ok(())
+        })
+        .await
+    }
+
+    async fn prune_notifications(
+        &self,
+        delivered_before: i64,
+        failed_before: i64,
+        limit: usize,
+    ) -> StoreResult<usize> {
+        self.write_with(Durability::Relaxed, move |tx| {
+            Ok(tx.execute(
+                &Dialect::Sqlite.statement(notifications::PRUNE_SQL),
+                params![delivered_before, failed_before, limit as i64],
+            )?)
         })
         .await
     }

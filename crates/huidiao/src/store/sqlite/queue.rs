@@ -177,6 +177,12 @@ impl DeliveryQueue for SqliteStore {
 
     async fn release_all_leases(&self, now: i64) -> StoreResult<u64> {
         self.write(move |tx| {
+            // A notification's lease is its due time moved on, like a retry's, so every pending
+            // one falls due: after a crash the operator hears of it at once, not after 30 s.
+            tx.execute(
+                "UPDATE operator_notifications SET next_attempt_at = ?1 WHERE status = 'pending'",
+                [now],
+            )?;
             Ok(tx.execute(
                 "UPDATE deliveries SET lease_until = NULL, next_attempt_at = ?1
                  WHERE status = 'pending' AND lease_until IS NOT NULL",
