@@ -156,7 +156,7 @@ pub async fn start(config: ServeConfig) -> Result<Running, String> {
         supervisor: supervisor.clone(),
         disk: disk.clone(),
         store: store.clone(),
-        publisher: GroupCommit::new(store.clone(), metrics.clone(), publishing::DEFAULT_BOUNDS),
+        publisher: GroupCommit::new(store.clone(), disk.clone(), metrics.clone(), publishing::DEFAULT_BOUNDS),
         ids: Arc::new(IdGenerator::for_node(node)),
         page_tokens: Arc::new(PageTokens::new(page_key)),
         admin_token_hash: Arc::new(hash_token(&admin_token)),

@@ -9,7 +9,8 @@
 //! once, and under load each commit carries everything that arrived during the previous one.
 //!
 //! A publish is answered only after the commit that holds it; a failed commit fails each publish
-//! in it with the same error. An idempotency key reused for a different event fails only the
+//! in it with the same error, and while the disk is full ([`DiskWatch`]) a group is refused
+//! without being written. An idempotency key reused for a different event fails only the
 //! publish that carries it: the others of its group are stored again without it. The committer
 //! is a task of its own, so a publish whose client went away is still committed with its group,
 //! never half stored.
@@ -21,6 +22,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use tokio::sync::oneshot;
 
 use self::group::{take_group, Waiting};
+use crate::disk::DiskWatch;
 use crate::domain::fanout::Publication;
 use crate::domain::idempotency::Published;
 use crate::metrics::Metrics;
@@ -65,14 +67,15 @@ impl Waiting for Pending {
 /// Stores publishes in shared transactions; see the module doc.
 pub struct GroupCommit {
     store: Arc<dyn Store>,
+    disk: Arc<DiskWatch>,
     metrics: Arc<Metrics>,
     bounds: Bounds,
     queue: Mutex<Queue>,
 }
 
 impl GroupCommit {
-    pub fn new(store: Arc<dyn Store>, metrics: Arc<Metrics>, bounds: Bounds) -> Arc<Self> {
-        Arc::new(GroupCommit { store, metrics, bounds, queue: Mutex::default() })
+    pub fn new(store: Arc<dyn Store>, disk: Arc<DiskWatch>, metrics: Arc<Metrics>, bounds: Bounds) -> Arc<Self> {
+        Arc::new(GroupCommit { store, disk, metrics, bounds, queue: Mutex::default() })
     }
 
     /// Stores `publications` (one request's events, all or none) with whatever else is being
@@ -107,6 +110,15 @@ impl GroupCommit {
 
     /// Stores `group` in one transaction and answers each of its publishes.
     async fn commit(&self, mut group: Vec<Pending>) {
+        if self.disk.is_full() {
+            // These passed the API's check before the disk filled; written now, they would take
+            // the room the ballast freed for delivering what is already accepted.
+            let refused = StoreError::DiskFull("refused while the disk is full".into());
+            for pending in group {
+                let _ = pending.answer.send(Err(refused.clone()));
+            }
+            return;
+        }
         while !group.is_empty() {
             let sizes: Vec<usize> = group.iter().map(|p| p.publications.len()).collect();
             // A copy goes to storage, so that the group can go again without a publish it refused.
