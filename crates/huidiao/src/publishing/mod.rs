@@ -74,7 +74,12 @@ pub struct GroupCommit {
 }
 
 impl GroupCommit {
-    pub fn new(store: Arc<dyn Store>, disk: Arc<DiskWatch>, metrics: Arc<Metrics>, bounds: Bounds) -> Arc<Self> {
+    pub fn new(
+        store: Arc<dyn Store>,
+        disk: Arc<DiskWatch>,
+        metrics: Arc<Metrics>,
+        bounds: Bounds,
+    ) -> Arc<Self> {
         Arc::new(GroupCommit { store, disk, metrics, bounds, queue: Mutex::default() })
     }
 
