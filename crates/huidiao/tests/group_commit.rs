@@ -148,7 +148,8 @@ async fn kill_9_amid_concurrent_publishes_loses_nothing_answered_and_halves_noth
     );
     let _server = Server::start_in(storage, Options::default()).await;
     let accepted = accepted.lock().unwrap().clone();
-    eventually(Duration::from_secs(40), || {
+    // On shared storage what the killed node had leased waits for its leases to run out (30 s).
+    eventually(Duration::from_secs(60), || {
         let seen: HashSet<String> = pushed_seqs(&receiver).into_iter().collect();
         match accepted.iter().filter(|seq| !seen.contains(*seq)).count() {
             0 => Ok(()),
