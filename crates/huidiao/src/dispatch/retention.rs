@@ -9,6 +9,7 @@ use tokio_util::sync::CancellationToken;
 use crate::disk::DiskWatch;
 use crate::domain::delivery::DeliveryStatus;
 use crate::ids::now_ms;
+use crate::store::notifications::Cutoffs;
 use crate::store::{Store, StoreResult};
 
 /// How long finished deliveries are kept; from [`crate::config::DeliveryConfig`].
@@ -52,9 +53,8 @@ impl Retention {
         {
             total += in_batches(shutdown, || store.prune(statuses.clone(), before, BATCH)).await?;
         }
-        let notifications =
-            in_batches(shutdown, || store.prune_notifications(succeeded_before, failed_before, BATCH))
-                .await?;
+        let cutoffs = Cutoffs { delivered_before: succeeded_before, failed_before };
+        let notifications = in_batches(shutdown, || store.prune_notifications(cutoffs, BATCH)).await?;
         if notifications > 0 {
             tracing::info!(notifications, "pruned old operator notifications");
         }

@@ -22,14 +22,8 @@ pub trait NotificationStore {
     async fn lease_notifications(&self, lease: NotificationLease) -> StoreResult<Vec<LeasedNotification>>;
     /// Records one push of a notification.
     async fn record_notification(&self, push: NotificationPush) -> StoreResult<()>;
-    /// Deletes up to `limit` notifications sent before `delivered_before` or given up before
-    /// `failed_before`; answers how many went.
-    async fn prune_notifications(
-        &self,
-        delivered_before: i64,
-        failed_before: i64,
-        limit: usize,
-    ) -> StoreResult<usize>;
+    /// Deletes up to `limit` finished notifications past `cutoffs`; answers how many went.
+    async fn prune_notifications(&self, cutoffs: Cutoffs, limit: usize) -> StoreResult<usize>;
 }
 
 /// Stores a notification due at once (type, body, time).
@@ -51,6 +45,13 @@ pub(super) fn lease_sql(lock: &str) -> String {
 pub(super) const RECORD_SQL: &str = "UPDATE operator_notifications
      SET attempts = attempts + 1, status = $2, next_attempt_at = $3, last_error = $4, updated_at = $5
      WHERE id = $1";
+
+/// The times (ms) before which finished notifications go: those sent, and those given up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cutoffs {
+    pub delivered_before: i64,
+    pub failed_before: i64,
+}
 
 /// Deletes finished notifications past their age (sent before, given up before, limit), through
 /// the index of finished notifications by status and age.

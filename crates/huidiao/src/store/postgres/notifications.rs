@@ -3,11 +3,12 @@
 use async_trait::async_trait;
 use deadpool_postgres::Transaction;
 
+use super::Params;
 use super::PostgresStore;
 use crate::domain::attempts::AttemptResult;
 use crate::domain::notifications::Notification;
 use crate::domain::notifications::{LeasedNotification, NotificationLease, NotificationPush};
-use crate::store::notifications::{self, NotificationStore};
+use crate::store::notifications::{self, Cutoffs, NotificationStore};
 use crate::store::StoreResult;
 
 /// Stores `notification` in the transaction `tx`.
@@ -37,15 +38,8 @@ impl NotificationStore for PostgresStore {
         self.execute(notifications::RECORD_SQL, &[&push.id, &status, &next, &error, &at]).await.map(|_| ())
     }
 
-    async fn prune_notifications(
-        &self,
-        delivered_before: i64,
-        failed_before: i64,
-        limit: usize,
-    ) -> StoreResult<usize> {
-        let deleted = self
-            .execute(notifications::PRUNE_SQL, &[&delivered_before, &failed_before, &(limit as i64)])
-            .await?;
-        Ok(deleted as usize)
+    async fn prune_notifications(&self, cutoffs: Cutoffs, limit: usize) -> StoreResult<usize> {
+        let params: Params<'_> = &[&cutoffs.delivered_before, &cutoffs.failed_before, &(limit as i64)];
+        Ok(self.execute(notifications::PRUNE_SQL, params).await? as usize)
     }
 }

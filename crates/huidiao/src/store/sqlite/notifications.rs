@@ -8,7 +8,7 @@ use crate::domain::attempts::AttemptResult;
 use crate::domain::notifications::Notification;
 use crate::domain::notifications::{LeasedNotification, NotificationLease, NotificationPush};
 use crate::store::dialect::Dialect;
-use crate::store::notifications::{self, NotificationStore};
+use crate::store::notifications::{self, Cutoffs, NotificationStore};
 use crate::store::StoreResult;
 
 /// Stores `notification` in the transaction `tx`.
@@ -48,17 +48,10 @@ impl NotificationStore for SqliteStore {
         .await
     }
 
-    async fn prune_notifications(
-        &self,
-        delivered_before: i64,
-        failed_before: i64,
-        limit: usize,
-    ) -> StoreResult<usize> {
+    async fn prune_notifications(&self, cutoffs: Cutoffs, limit: usize) -> StoreResult<usize> {
+        let params = (cutoffs.delivered_before, cutoffs.failed_before, limit as i64);
         self.write_with(Durability::Relaxed, move |tx| {
-            Ok(tx.execute(
-                &Dialect::Sqlite.statement(notifications::PRUNE_SQL),
-                params![delivered_before, failed_before, limit as i64],
-            )?)
+            Ok(tx.execute(&Dialect::Sqlite.statement(notifications::PRUNE_SQL), params)?)
         })
         .await
     }
