@@ -93,7 +93,7 @@ impl GroupCommit {
             !std::mem::replace(&mut queue.committing, true)
         };
         if lead {
-            tokio::spawn(Committer(self.clone()).run());
+            tokio::spawn(Committer::new(self.clone()).run());
         }
         answered.await.unwrap_or_else(|_| {
             Err(StoreError::Internal(
@@ -107,10 +107,15 @@ impl GroupCommit {
         self.queue.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// The publishes of the next commit, or none when nothing waits.
+    /// The publishes of the next commit; when nothing waits, none, and the committer stops (in
+    /// the same lock, so the next publish knows to start one).
     fn next_group(&self) -> Option<Vec<Pending>> {
         let mut queue = self.queue();
-        (!queue.waiting.is_empty()).then(|| take_group(&mut queue.waiting, self.bounds))
+        if queue.waiting.is_empty() {
+            queue.committing = false;
+            return None;
+        }
+        Some(take_group(&mut queue.waiting, self.bounds))
     }
 
     /// Stores `group` in one transaction and answers each of its publishes.
@@ -172,36 +177,46 @@ fn owner_of(sizes: &[usize], index: usize) -> (usize, usize) {
     (0, 0)
 }
 
-/// The task that commits while publishes wait. However it ends — the queue empty, a panic, the
-/// runtime shutting down — dropping it hands the queue on: to nobody when it is empty, else to a
-/// new committer, so no publish is left waiting for a committer that is gone.
-struct Committer(Arc<GroupCommit>);
+/// The task that commits while publishes wait. It stops when the queue is empty; one that ends
+/// otherwise (a panic mid-commit) hands what waits to a new committer, so no publish waits for
+/// a committer that is gone. One that never ran (the runtime shutting down) fails what waits
+/// instead of handing it on to another that would not run either.
+struct Committer {
+    group_commit: Arc<GroupCommit>,
+    started: bool,
+    finished: bool,
+}
 
 impl Committer {
-    async fn run(self) {
-        while let Some(group) = self.0.next_group() {
-            self.0.commit(group).await;
+    fn new(group_commit: Arc<GroupCommit>) -> Self {
+        Committer { group_commit, started: false, finished: false }
+    }
+
+    async fn run(mut self) {
+        self.started = true;
+        while let Some(group) = self.group_commit.next_group() {
+            self.group_commit.commit(group).await;
         }
+        self.finished = true;
     }
 }
 
 impl Drop for Committer {
     fn drop(&mut self) {
-        let mut queue = self.0.queue();
-        if queue.waiting.is_empty() {
-            queue.committing = false;
+        if self.finished {
             return;
         }
-        drop(queue);
-        match tokio::runtime::Handle::try_current() {
-            Ok(runtime) => {
-                runtime.spawn(Committer(self.0.clone()).run());
+        let mut queue = self.group_commit.queue();
+        let runtime = tokio::runtime::Handle::try_current();
+        match runtime {
+            Ok(runtime) if self.started && !queue.waiting.is_empty() => {
+                drop(queue);
+                runtime.spawn(Committer::new(self.group_commit.clone()).run());
             }
-            Err(_) => {
-                // No runtime to commit on: fail the waiting publishes rather than leave them hanging.
-                let mut queue = self.0.queue();
-                queue.committing = false;
+            _ => {
+                // Dropping the waiting publishes answers each with an error.
                 queue.waiting.clear();
+                queue.committing = false;
             }
         }
     }
