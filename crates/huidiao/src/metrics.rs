@@ -26,6 +26,7 @@ pub struct Metrics {
     disk_full_times: Counter,
     operator_notifications: Family<[(&'static str, &'static str); 2], Counter>,
     publish_group: Histogram,
+    routing_lookups: Family<Label, Counter>,
 }
 
 /// What an attempt did to its delivery, as the `outcome` label says it.
@@ -115,6 +116,12 @@ impl Default for Metrics {
             "Publish requests stored by one commit (group commit): above 1, concurrent publishes shared it",
             publish_group.clone(),
         );
+        let routing_lookups = Family::default();
+        registry.register(
+            "publish_routing_lookups",
+            "Candidate lookups of publishes, by result: hit (the node's cache), miss (read from storage), stale (the apps changed before the commit: read again)",
+            routing_lookups.clone(),
+        );
         Metrics {
             registry,
             events_published,
@@ -130,6 +137,7 @@ impl Default for Metrics {
             disk_full_times,
             operator_notifications,
             publish_group,
+            routing_lookups,
         }
     }
 }
@@ -137,6 +145,11 @@ impl Default for Metrics {
 impl Metrics {
     pub fn publish_group(&self, requests: usize) {
         self.publish_group.observe(requests as f64);
+    }
+
+    /// A publish's candidates were looked up: `result` is hit, miss or stale.
+    pub fn routing_lookup(&self, result: &'static str) {
+        self.routing_lookups.get_or_create(&[("result", result)]).inc();
     }
 
     pub fn event_published(&self, event_type: &'static str) {
@@ -223,6 +236,7 @@ mod tests {
         metrics.disk_full(true);
         metrics.operator_notification("app.paused", "retried");
         metrics.publish_group(3);
+        metrics.routing_lookup("hit");
         let guard = metrics.in_flight();
         let text = metrics.render(7);
         drop(guard);
@@ -233,6 +247,7 @@ mod tests {
         assert!(text.contains("huidiao_in_flight_requests 1"));
         assert!(text.contains("huidiao_unstorable_attempt_results_total{kind=\"stripped\"} 2"));
         assert!(text.contains("huidiao_recorder_stalled 1"));
+        assert!(text.contains("huidiao_publish_routing_lookups_total{result=\"hit\"} 1"));
         assert!(metrics.recorder_stalled());
         assert!(text.contains("huidiao_task_up{task=\"recorder\"} 1"));
         assert!(text.contains("huidiao_task_restarts_total{task=\"recorder\"} 1"));

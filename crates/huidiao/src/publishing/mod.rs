@@ -14,21 +14,30 @@
 //! publish that carries it: the others of its group are stored again without it. The committer
 //! is a task of its own, so a publish whose client went away is still committed with its group,
 //! never half stored.
+//!
+//! Events are fanned out with the candidates of [`Routing`], the node's cache: a group checks
+//! the routing version once and sends back the publishes fanned out at an older one, which look
+//! their candidates up again and go unchecked (see [`routing`]).
 
 mod group;
+mod routing;
 
+use std::convert::Infallible;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use tokio::sync::oneshot;
 
 use self::group::{take_group, Waiting};
 use crate::disk::DiskWatch;
-use crate::domain::fanout::Publication;
+use crate::domain::events::NewEvent;
+use crate::domain::fanout::{fan_out_all, routing_keys, Publication};
 use crate::domain::idempotency::Published;
+use crate::ids::IdGenerator;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError, StoreResult};
 
 pub use self::group::Bounds;
+pub use self::routing::Routing;
 
 /// The bounds of a commit group by default: four full batches, and bodies that a commit writes
 /// in a few milliseconds.
@@ -44,7 +53,29 @@ struct Queue {
 /// One publish waiting for its commit.
 struct Pending {
     publications: Vec<Publication>,
-    answer: oneshot::Sender<StoreResult<Vec<Published>>>,
+    reply: Reply,
+}
+
+type Answer = StoreResult<Vec<Published>>;
+
+/// Where a publish waits for its answer.
+enum Reply {
+    /// Fanned out with candidates of this routing version; at another, its publications come
+    /// back unstored.
+    Checked { version: i64, answer: oneshot::Sender<Result<Answer, Vec<Publication>>> },
+    /// Fanned out with candidates read for it (or none needed): stored whatever the version.
+    Unchecked(oneshot::Sender<Result<Answer, Infallible>>),
+}
+
+impl Reply {
+    /// Answers the publish; one whose client went away has no one to answer, and is no less
+    /// stored.
+    fn send(self, answer: Answer) {
+        let _ = match self {
+            Reply::Checked { answer: sender, .. } => sender.send(Ok(answer)).map_err(drop),
+            Reply::Unchecked(sender) => sender.send(Ok(answer)).map_err(drop),
+        };
+    }
 }
 
 impl Waiting for Pending {
@@ -70,6 +101,7 @@ pub struct GroupCommit {
     disk: Arc<DiskWatch>,
     metrics: Arc<Metrics>,
     bounds: Bounds,
+    routing: Routing,
     queue: Mutex<Queue>,
 }
 
@@ -80,25 +112,63 @@ impl GroupCommit {
         metrics: Arc<Metrics>,
         bounds: Bounds,
     ) -> Arc<Self> {
-        Arc::new(GroupCommit { store, disk, metrics, bounds, queue: Mutex::default() })
+        let routing = Routing::new(store.clone(), metrics.clone());
+        Arc::new(GroupCommit { store, disk, metrics, bounds, routing, queue: Mutex::default() })
     }
 
-    /// Stores `publications` (one request's events, all or none) with whatever else is being
-    /// published, and answers once they are committed: as [`DeliveryQueue::publish`](crate::store::queue::DeliveryQueue::publish) does.
-    pub async fn publish(self: &Arc<Self>, publications: Vec<Publication>) -> StoreResult<Vec<Published>> {
+    /// The node's routing cache, which also knows which accounts exist.
+    pub fn routing(&self) -> &Routing {
+        &self.routing
+    }
+
+    /// Fans `events` (one request's, all or none) out to their receivers and stores them with
+    /// whatever else is being published; answers once they are committed, as
+    /// [`DeliveryQueue::publish`](crate::store::queue::DeliveryQueue::publish) does.
+    pub async fn publish_events(self: &Arc<Self>, events: Vec<NewEvent>, ids: &IdGenerator) -> Answer {
+        let keys = routing_keys(&events);
+        let mut ids = std::iter::repeat_with(|| ids.next_id());
+        let (version, candidates) = self.routing.candidates(&keys).await?;
         let (answer, answered) = oneshot::channel();
+        let publications = fan_out_all(events, &candidates, &mut ids);
+        let back = match self.wait(publications, Reply::Checked { version, answer }, answered).await {
+            Ok(answer) => return answer,
+            Err(back) => back,
+        };
+        // The apps changed since the candidates were remembered. The commit forgot the older
+        // ones, so these are of its version or newer: current for this publish, which began
+        // before that commit read the version.
+        self.metrics.routing_lookup("stale");
+        let (_, candidates) = self.routing.candidates(&keys).await?;
+        let events = back.into_iter().map(|p| p.event).collect();
+        self.publish(fan_out_all(events, &candidates, &mut ids)).await
+    }
+
+    /// Stores `publications`, fanned out already, as [`GroupCommit::publish_events`] does.
+    pub async fn publish(self: &Arc<Self>, publications: Vec<Publication>) -> Answer {
+        let (answer, answered) = oneshot::channel();
+        let Ok(answer) = self.wait(publications, Reply::Unchecked(answer), answered).await;
+        answer
+    }
+
+    /// Queues a publish, starts a committer if none is at work, and waits for the answer.
+    async fn wait<T>(
+        self: &Arc<Self>,
+        publications: Vec<Publication>,
+        reply: Reply,
+        answered: oneshot::Receiver<Result<Answer, T>>,
+    ) -> Result<Answer, T> {
         let lead = {
             let mut queue = self.queue();
-            queue.waiting.push(Pending { publications, answer });
+            queue.waiting.push(Pending { publications, reply });
             !std::mem::replace(&mut queue.committing, true)
         };
         if lead {
             tokio::spawn(Committer::new(self.clone()).run());
         }
         answered.await.unwrap_or_else(|_| {
-            Err(StoreError::Internal(
+            Ok(Err(StoreError::Internal(
                 "the commit of this publish ended without an answer; the server log says why".into(),
-            ))
+            )))
         })
     }
 
@@ -119,16 +189,21 @@ impl GroupCommit {
     }
 
     /// Stores `group` in one transaction and answers each of its publishes.
-    async fn commit(&self, mut group: Vec<Pending>) {
+    async fn commit(&self, group: Vec<Pending>) {
         if self.disk.is_full() {
             // These passed the API's check before the disk filled; written now, they would take
             // the room the ballast freed for delivering what is already accepted.
             let refused = StoreError::DiskFull("refused while the disk is full".into());
-            for pending in group {
-                let _ = pending.answer.send(Err(refused.clone()));
-            }
+            group.into_iter().for_each(|pending| pending.reply.send(Err(refused.clone())));
             return;
         }
+        let mut group = match self.current(group).await {
+            Ok(current) => current,
+            Err((group, failure)) => {
+                group.into_iter().for_each(|pending| pending.reply.send(Err(failure.clone())));
+                return;
+            }
+        };
         while !group.is_empty() {
             let sizes: Vec<usize> = group.iter().map(|p| p.publications.len()).collect();
             // A copy goes to storage, so that the group can go again without a publish it refused.
@@ -139,28 +214,45 @@ impl GroupCommit {
                     self.metrics.publish_group(group.len());
                     let mut answers = answers.into_iter();
                     for (pending, size) in group.into_iter().zip(sizes) {
-                        // A publish whose client went away has no one to answer; it is stored.
-                        let _ = pending.answer.send(Ok(answers.by_ref().take(size).collect()));
+                        pending.reply.send(Ok(answers.by_ref().take(size).collect()));
                     }
                     return;
                 }
                 Err(StoreError::KeyReused { index, key, event_id }) => {
                     let (culprit, first) = owner_of(&sizes, index);
                     let refused = group.remove(culprit);
-                    let _ = refused.answer.send(Err(StoreError::KeyReused {
-                        index: index - first,
-                        key,
-                        event_id,
-                    }));
+                    refused.reply.send(Err(StoreError::KeyReused { index: index - first, key, event_id }));
                 }
                 Err(failure) => {
-                    for pending in group {
-                        let _ = pending.answer.send(Err(failure.clone()));
-                    }
+                    group.into_iter().for_each(|pending| pending.reply.send(Err(failure.clone())));
                     return;
                 }
             }
         }
+    }
+
+    /// The publishes of `group` fanned out at the current routing version (or unchecked); the
+    /// others get their publications back. When the version cannot be read, the whole group
+    /// with the failure.
+    async fn current(&self, group: Vec<Pending>) -> Result<Vec<Pending>, (Vec<Pending>, StoreError)> {
+        if group.iter().all(|pending| matches!(pending.reply, Reply::Unchecked(_))) {
+            return Ok(group);
+        }
+        let current = match self.store.routing_version().await {
+            Ok(version) => version,
+            Err(failure) => return Err((group, failure)),
+        };
+        self.routing.see(current);
+        let mut kept = Vec::with_capacity(group.len());
+        for pending in group {
+            match pending.reply {
+                Reply::Checked { version, answer } if version != current => {
+                    let _ = answer.send(Err(pending.publications));
+                }
+                reply => kept.push(Pending { reply, ..pending }),
+            }
+        }
+        Ok(kept)
     }
 }
 

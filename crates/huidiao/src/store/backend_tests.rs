@@ -177,6 +177,28 @@ async fn other_nodes_skip_a_leased_app(store: &dyn Store) {
 }
 
 #[tokio::test]
+async fn the_routing_version_moves_with_what_decides_candidates_only() {
+    for backend in backends().await {
+        routing_version_moves_with_candidates(backend.store.as_ref()).await;
+    }
+}
+
+async fn routing_version_moves_with_candidates(store: &dyn Store) {
+    let start = store.routing_version().await.unwrap();
+    with_backlog(store, 2, 3).await;
+    let published = store.routing_version().await.unwrap();
+    assert!(published > start, "apps were made and subscribed");
+    store.pause_app(10, None, NOW, None).await.unwrap();
+    store.resume_app(10, NOW, None).await.unwrap();
+    assert_eq!(store.routing_version().await.unwrap(), published, "pausing routes the same");
+    store.unsubscribe(10, &[EventType::BotPublished]).await.unwrap();
+    let unsubscribed = store.routing_version().await.unwrap();
+    assert!(unsubscribed > published);
+    store.delete_app(11, NOW).await.unwrap();
+    assert!(store.routing_version().await.unwrap() > unsubscribed);
+}
+
+#[tokio::test]
 async fn the_backlog_of_paused_apps_is_never_due() {
     for backend in backends().await {
         paused_backlogs_are_not_due(backend.store.as_ref()).await;

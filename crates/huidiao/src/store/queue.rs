@@ -20,6 +20,10 @@ pub trait DeliveryQueue {
     /// account's normal apps, the connector apps of the connectors it names), for
     /// [`crate::domain::fanout`] to choose from. A key with no candidates may be left out.
     async fn candidates(&self, keys: Vec<RoutingKey>) -> StoreResult<HashMap<RoutingKey, Vec<Candidate>>>;
+    /// A counter that every change to what [`DeliveryQueue::candidates`] answers moves (a
+    /// trigger on apps and subscriptions, in the changing transaction): candidates read after
+    /// it are current while it stays the same.
+    async fn routing_version(&self) -> StoreResult<i64>;
     /// Stores events with the deliveries fan-out made for them, all in one durable transaction,
     /// and wakes the other nodes. An event whose idempotency key its account already holds
     /// within the window is not stored (nor its deliveries): its answer is the first event; a
@@ -191,6 +195,9 @@ pub(super) fn release_leases_sql(dialect: Dialect) -> String {
         dialect.one_of(1)
     )
 }
+
+/// The routing version, as `version`.
+pub(super) const ROUTING_VERSION_SQL: &str = "SELECT version FROM routing_version";
 
 /// Pending deliveries, as `n`.
 pub(super) const PENDING_COUNT_SQL: &str = "SELECT COUNT(*) AS n FROM deliveries WHERE status = 'pending'";

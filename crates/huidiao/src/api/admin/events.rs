@@ -14,7 +14,6 @@ use crate::api::extract::{IdValue, JsonBody, Operator};
 use crate::api::AppState;
 use crate::api::Limits;
 use crate::domain::events::{validate_event, EventInput, NewEvent, MAX_BATCH};
-use crate::domain::fanout::{fan_out_all, routing_keys};
 use crate::domain::idempotency::Published as Outcome;
 use crate::domain::idempotency::{conflict_message, repeats_in_batch, MAX_KEY_LEN};
 use crate::error::ApiError;
@@ -159,8 +158,8 @@ fn header_key(headers: &HeaderMap) -> Result<Option<&str>, ApiError> {
         .transpose()
 }
 
-/// Checks that every owning account exists, looks up the candidates of the events, fans them out
-/// to their deliveries, stores everything in one transaction, and wakes the scheduler; the
+/// Checks that every owning account exists, has the events fanned out to their receivers and
+/// stored in one transaction ([`crate::publishing`]), and wakes the scheduler; the
 /// events were validated by the caller and `what` names the `i`th in errors.
 /// Keys repeated inside the publish are answered from their first event without reaching
 /// storage; a key reused for a different event refuses the whole publish.
@@ -173,10 +172,8 @@ async fn publish_all(
     let traceparent = telemetry::traceparent(&tracing::Span::current());
     events.iter_mut().for_each(|e| e.traceparent = traceparent.clone());
     let accounts: BTreeSet<i64> = events.iter().map(|e| e.account_id).collect();
-    for account_id in accounts {
-        if state.store.get_account(account_id).await?.is_none() {
-            return Err(ApiError::not_found(format!("coze_account_id {account_id}: account not found")));
-        }
+    if let Some(account_id) = state.publisher.routing().missing_account(accounts).await? {
+        return Err(ApiError::not_found(format!("coze_account_id {account_id}: account not found")));
     }
     let repeats = repeats_in_batch(events.iter().map(|e| e.idempotency.as_ref().map(|k| (e.account_id, k))))
         .map_err(|(i, first)| {
@@ -187,9 +184,7 @@ async fn publish_all(
     let types: Vec<&'static str> = firsts.iter().map(|&i| events[i].event_type.as_str()).collect();
     let unique: Vec<NewEvent> =
         events.into_iter().zip(&repeats).filter(|(_, repeat)| repeat.is_none()).map(|(e, _)| e).collect();
-    let candidates = state.store.candidates(routing_keys(&unique)).await?;
-    let publications = fan_out_all(unique, &candidates, &mut std::iter::repeat_with(|| state.ids.next_id()));
-    let stored = match state.publisher.publish(publications).await {
+    let stored = match state.publisher.publish_events(unique, &state.ids).await {
         Err(StoreError::KeyReused { index, key, event_id }) => {
             return Err(ApiError::bad_request(conflict_message(&what(firsts[index]), &key, &event_id)));
         }

@@ -45,6 +45,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/postgres/0009_trace_context.sql"),
     include_str!("../migrations/postgres/0010_operator_notifications.sql"),
     include_str!("../migrations/postgres/0011_notifications_by_age.sql"),
+    include_str!("../migrations/postgres/0012_routing_version.sql"),
 ];
 
 /// Advisory lock keys: one held while migrating, one per leasing transaction.

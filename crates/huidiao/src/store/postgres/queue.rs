@@ -19,7 +19,7 @@ use crate::store::dialect::Dialect;
 use crate::store::idempotency::{self as store_keys, Settled};
 use crate::store::queue::{
     candidates_sql, lease_due_sql, leased_sql, next_due_sql, release_leases_sql, PENDING_COUNT_SQL,
-    RECORD_ATTEMPT_SQL,
+    RECORD_ATTEMPT_SQL, ROUTING_VERSION_SQL,
 };
 use crate::store::rows::{self, headers_to_json, ATTEMPT_COLUMNS};
 use crate::store::{DeliveryQueue, StoreResult};
@@ -137,6 +137,10 @@ impl DeliveryQueue for PostgresStore {
             found.insert(key, apps);
         }
         Ok(found)
+    }
+
+    async fn routing_version(&self) -> StoreResult<i64> {
+        Ok(self.one(ROUTING_VERSION_SQL, &[], |r| rows::Columns::int(r, "version")).await?.unwrap_or(0))
     }
 
     async fn publish(&self, publications: Vec<Publication>) -> StoreResult<Vec<Published>> {

@@ -43,6 +43,7 @@ const MIGRATIONS: &[&str] = &[
     include_str!("../migrations/sqlite/0012_trace_context.sql"),
     include_str!("../migrations/sqlite/0013_operator_notifications.sql"),
     include_str!("../migrations/sqlite/0014_notifications_by_age.sql"),
+    include_str!("../migrations/sqlite/0015_routing_version.sql"),
 ];
 
 /// Whether a commit waits for the disk.

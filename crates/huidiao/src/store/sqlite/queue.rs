@@ -16,7 +16,7 @@ use crate::store::dialect::Dialect;
 use crate::store::idempotency::{self as store_keys, Settled};
 use crate::store::queue::{
     candidates_sql, lease_due_sql, leased_sql, next_due_sql, release_leases_sql, PENDING_COUNT_SQL,
-    RECORD_ATTEMPT_SQL,
+    RECORD_ATTEMPT_SQL, ROUTING_VERSION_SQL,
 };
 use crate::store::rows::{self, headers_to_json, json_ids, ATTEMPT_COLUMNS};
 use crate::store::{DeliveryQueue, StoreResult};
@@ -78,6 +78,13 @@ impl DeliveryQueue for SqliteStore {
                 found.insert(key, apps);
             }
             Ok(found)
+        })
+        .await
+    }
+
+    async fn routing_version(&self) -> StoreResult<i64> {
+        self.read(|conn| {
+            Ok(one(conn, ROUTING_VERSION_SQL, [], |r| rows::Columns::int(r, "version"))?.unwrap_or(0))
         })
         .await
     }
