@@ -107,5 +107,16 @@ async fn a_change_made_on_one_node_is_seen_by_the_next_publish_on_another() {
     assert_eq!(deliveries_of_a_publish(&b, &t, "4").await, 1, "subscribed again on node a");
     delete_app(&a, &t, &app).await;
     assert_eq!(deliveries_of_a_publish(&b, &t, "5").await, 0, "deleted on node a");
-    assert!(lookups(&b, "stale").await >= 3, "each change made node b's candidates stale");
+
+    let later = a.normal_app(&t.token, "later").await;
+    a.subscribe(&t.token, &later, &["benefit.usage"]).await;
+    assert_eq!(deliveries_of_a_publish(&b, &t, "6").await, 1, "a new app on node a, skipped without a URL");
+    let other = Receiver::start(Behaviour::Good).await;
+    a.point(&t.token, &later, &other.url, &["benefit.usage"]).await;
+    assert_eq!(deliveries_of_a_publish(&b, &t, "7").await, 1);
+    other.wait_for_pushes(1, Duration::from_secs(10)).await;
+    let statuses: Vec<Value> =
+        b.deliveries(&t.token, &later, "").await.iter().map(|d| d["status"].clone()).collect();
+    assert_eq!(statuses, ["succeeded", "skipped"], "the URL set on node a was used by node b's next publish");
+    assert!(lookups(&b, "stale").await >= 5, "each change made node b's candidates stale");
 }
