@@ -3,7 +3,9 @@
 //!
 //! At start the server fills `<data dir>/ballast` with `--disk-ballast-bytes` of zeros. When a
 //! write fails for lack of space it deletes the ballast, so the dispatcher has room to lease,
-//! record and prune while the API refuses writes (CockroachDB's ballast works the same way). Once
+//! record and prune while the API refuses writes (CockroachDB's ballast works the same way); a
+//! publish being written then is let finish first, and none starts after, so no accepted
+//! publish takes that room ([`DiskWatch::admit_publish`]). Once
 //! the filesystem has room for the ballast twice over, the ballast is made again and writes are
 //! taken again, without a restart. PostgreSQL's disk is not the server's to measure: there the
 //! node lets writes try again every [`SHARED_RETRY`] and goes back to refusing if they fail.
@@ -14,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use tokio::sync::Notify;
+use tokio::sync::{Notify, RwLock, RwLockReadGuard};
 use tokio_util::sync::CancellationToken;
 
 use crate::health::Health;
@@ -39,6 +41,10 @@ pub struct DiskWatch {
     /// `None` on PostgreSQL, or when `--disk-ballast-bytes` is 0.
     ballast: Option<Ballast>,
     full: AtomicBool,
+    /// Held (read) by each publish being written: the ballast goes only when none is, so that
+    /// one that passed the check just before the disk filled cannot write into the room freed
+    /// for delivery.
+    publishing: RwLock<()>,
     since: Mutex<Option<Instant>>,
     alarm: Notify,
     health: Arc<Health>,
@@ -50,6 +56,7 @@ impl DiskWatch {
         DiskWatch {
             ballast,
             full: AtomicBool::new(false),
+            publishing: RwLock::new(()),
             since: Mutex::new(None),
             alarm: Notify::new(),
             health,
@@ -72,6 +79,12 @@ impl DiskWatch {
         self.full.load(Ordering::Acquire)
     }
 
+    /// Leave to write a publish, held until it is written; none while the disk is full.
+    pub async fn admit_publish(&self) -> Option<RwLockReadGuard<'_, ()>> {
+        let admitted = self.publishing.read().await;
+        (!self.is_full()).then_some(admitted)
+    }
+
     /// Notices a storage error; one that says the disk is full makes it so.
     pub fn saw(&self, error: &StoreError) {
         if let StoreError::DiskFull(detail) = error {
@@ -86,15 +99,24 @@ impl DiskWatch {
             return;
         }
         *self.since.lock().expect("disk lock") = Some(Instant::now());
-        let released = self.ballast.as_ref().is_some_and(|b| std::fs::remove_file(&b.path).is_ok());
         self.metrics.disk_full(true);
         self.health.hold(CONDITION, "the storage's disk is full: writes are refused until space is freed");
         tracing::error!(
             error = detail,
-            ballast_released = released,
             "the storage's disk is full: publishing and other writes are refused, delivery goes on; free space on it to recover"
         );
+        // With a publish being written the task releases the ballast once it is done.
+        if let Ok(_no_publish) = self.publishing.try_write() {
+            self.release_ballast();
+        }
         self.alarm.notify_one();
+    }
+
+    /// Deletes the ballast, if it is there.
+    fn release_ballast(&self) {
+        if self.ballast.as_ref().is_some_and(|b| std::fs::remove_file(&b.path).is_ok()) {
+            tracing::warn!("the disk ballast is released: its room is for delivering what was accepted");
+        }
     }
 
     /// The supervised task: while the disk is full, has storage give back what space it can,
@@ -106,6 +128,10 @@ impl DiskWatch {
                     _ = shutdown.cancelled() => return,
                     _ = self.alarm.notified() => {},
                 }
+            }
+            {
+                let _no_publish = self.publishing.write().await;
+                self.release_ballast();
             }
             tokio::select! {
                 _ = shutdown.cancelled() => return,

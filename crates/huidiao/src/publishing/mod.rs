@@ -190,13 +190,6 @@ impl GroupCommit {
 
     /// Stores `group` in one transaction and answers each of its publishes.
     async fn commit(&self, group: Vec<Pending>) {
-        if self.disk.is_full() {
-            // These passed the API's check before the disk filled; written now, they would take
-            // the room the ballast freed for delivering what is already accepted.
-            let refused = StoreError::DiskFull("refused while the disk is full".into());
-            group.into_iter().for_each(|pending| pending.reply.send(Err(refused.clone())));
-            return;
-        }
         let mut group = match self.current(group).await {
             Ok(current) => current,
             Err((group, failure)) => {
@@ -205,6 +198,14 @@ impl GroupCommit {
             }
         };
         while !group.is_empty() {
+            // Held while the group is written, so the ballast is not released under it.
+            let Some(_admitted) = self.disk.admit_publish().await else {
+                // These passed the API's check before the disk filled; written now, they would
+                // take the room the ballast freed for delivering what is already accepted.
+                let refused = StoreError::DiskFull("refused while the disk is full".into());
+                group.into_iter().for_each(|pending| pending.reply.send(Err(refused.clone())));
+                return;
+            };
             let sizes: Vec<usize> = group.iter().map(|p| p.publications.len()).collect();
             // A copy goes to storage, so that the group can go again without a publish it refused.
             let publications: Vec<Publication> =
