@@ -37,35 +37,48 @@ async fn delete_app(server: &Server, t: &Tenant, app: &Value) {
     server.call(Method::DELETE, &path, Some(&t.token), None).await.ok();
 }
 
+/// Changes to who receives `benefit.usage` made through `changer`, each followed by a publish
+/// through `publisher` (the same server, or another node on its database) that must see it.
+async fn every_change_is_seen_by_the_next_publish(changer: &Server, publisher: &Server) {
+    let (first, second) = (Receiver::start(Behaviour::Good).await, Receiver::start(Behaviour::Good).await);
+    let t = changer.tenant("team", "admin").await;
+    let app = changer.receiving_app(&t.token, &first.url, &["benefit.usage"]).await;
+    assert_eq!(deliveries_of_a_publish(publisher, &t, "1").await, 1);
+    assert_eq!(deliveries_of_a_publish(publisher, &t, "2").await, 1);
+    assert!(lookups(publisher, "hit").await >= 1, "the second publish is answered from the cache");
+
+    unsubscribe(changer, &t, &app, &["benefit.usage"]).await;
+    assert_eq!(deliveries_of_a_publish(publisher, &t, "3").await, 0, "unsubscribed");
+    changer.subscribe(&t.token, &app, &["benefit.usage"]).await;
+    assert_eq!(deliveries_of_a_publish(publisher, &t, "4").await, 1, "subscribed again");
+
+    let other = changer.normal_app(&t.token, "new").await;
+    changer.subscribe(&t.token, &other, &["benefit.usage"]).await;
+    assert_eq!(
+        deliveries_of_a_publish(publisher, &t, "5").await,
+        2,
+        "a new app, skipped while it has no URL"
+    );
+    changer.point(&t.token, &other, &second.url, &["benefit.usage"]).await;
+    assert_eq!(deliveries_of_a_publish(publisher, &t, "6").await, 2);
+    second.wait_for_pushes(1, Duration::from_secs(10)).await;
+    publisher.wait_until_settled(&t.token, &other, Duration::from_secs(10)).await;
+    let statuses: Vec<Value> =
+        publisher.deliveries(&t.token, &other, "").await.iter().map(|d| d["status"].clone()).collect();
+    assert_eq!(statuses, ["succeeded", "skipped"], "only the publish before the URL was set skipped it");
+
+    delete_app(changer, &t, &other).await;
+    assert_eq!(deliveries_of_a_publish(publisher, &t, "7").await, 1, "the deleted app is gone");
+    delete_app(changer, &t, &app).await;
+    assert_eq!(deliveries_of_a_publish(publisher, &t, "8").await, 0, "both deleted");
+    assert!(lookups(publisher, "stale").await >= 5, "each change made the cached candidates stale");
+    first.wait_for_pushes(5, Duration::from_secs(10)).await;
+}
+
 #[tokio::test]
 async fn every_change_to_who_receives_is_seen_by_the_next_publish() {
     let server = Server::start().await;
-    let (first, second) = (Receiver::start(Behaviour::Good).await, Receiver::start(Behaviour::Good).await);
-    let t = server.tenant("team", "admin").await;
-    let app = server.receiving_app(&t.token, &first.url, &["benefit.usage"]).await;
-    assert_eq!(deliveries_of_a_publish(&server, &t, "1").await, 1);
-    assert_eq!(deliveries_of_a_publish(&server, &t, "2").await, 1);
-    assert!(lookups(&server, "hit").await >= 1, "the second publish is answered from the cache");
-
-    unsubscribe(&server, &t, &app, &["benefit.usage"]).await;
-    assert_eq!(deliveries_of_a_publish(&server, &t, "3").await, 0, "unsubscribed");
-    server.subscribe(&t.token, &app, &["benefit.usage"]).await;
-    assert_eq!(deliveries_of_a_publish(&server, &t, "4").await, 1, "subscribed again");
-
-    let other = server.normal_app(&t.token, "new").await;
-    server.subscribe(&t.token, &other, &["benefit.usage"]).await;
-    assert_eq!(deliveries_of_a_publish(&server, &t, "5").await, 2, "a new app, skipped while it has no URL");
-    server.point(&t.token, &other, &second.url, &["benefit.usage"]).await;
-    assert_eq!(deliveries_of_a_publish(&server, &t, "6").await, 2);
-    second.wait_for_pushes(1, Duration::from_secs(10)).await;
-    let statuses = server.deliveries(&t.token, &other, "").await;
-    let skipped: Vec<&Value> = statuses.iter().filter(|d| d["status"] == "skipped").collect();
-    assert_eq!(skipped.len(), 1, "only the publish before the URL was set skipped it: {statuses:?}");
-
-    delete_app(&server, &t, &other).await;
-    assert_eq!(deliveries_of_a_publish(&server, &t, "7").await, 1, "the deleted app is gone");
-    assert!(lookups(&server, "stale").await >= 1, "changes made cached candidates stale");
-    first.wait_for_pushes(5, Duration::from_secs(10)).await;
+    every_change_is_seen_by_the_next_publish(&server, &server).await;
 }
 
 #[tokio::test]
@@ -94,29 +107,5 @@ async fn a_change_made_on_one_node_is_seen_by_the_next_publish_on_another() {
         Server::start_in(storage, Default::default()),
         Server::start_in(shared, Default::default())
     );
-    let receiver = Receiver::start(Behaviour::Good).await;
-    let t = a.tenant("team", "admin").await;
-    let app = a.receiving_app(&t.token, &receiver.url, &["benefit.usage"]).await;
-    assert_eq!(deliveries_of_a_publish(&b, &t, "1").await, 1);
-    assert_eq!(deliveries_of_a_publish(&b, &t, "2").await, 1);
-    assert!(lookups(&b, "hit").await >= 1, "node b answers from its cache");
-
-    unsubscribe(&a, &t, &app, &["benefit.usage"]).await;
-    assert_eq!(deliveries_of_a_publish(&b, &t, "3").await, 0, "unsubscribed on node a");
-    a.subscribe(&t.token, &app, &["benefit.usage"]).await;
-    assert_eq!(deliveries_of_a_publish(&b, &t, "4").await, 1, "subscribed again on node a");
-    delete_app(&a, &t, &app).await;
-    assert_eq!(deliveries_of_a_publish(&b, &t, "5").await, 0, "deleted on node a");
-
-    let later = a.normal_app(&t.token, "later").await;
-    a.subscribe(&t.token, &later, &["benefit.usage"]).await;
-    assert_eq!(deliveries_of_a_publish(&b, &t, "6").await, 1, "a new app on node a, skipped without a URL");
-    let other = Receiver::start(Behaviour::Good).await;
-    a.point(&t.token, &later, &other.url, &["benefit.usage"]).await;
-    assert_eq!(deliveries_of_a_publish(&b, &t, "7").await, 1);
-    other.wait_for_pushes(1, Duration::from_secs(10)).await;
-    let statuses: Vec<Value> =
-        b.deliveries(&t.token, &later, "").await.iter().map(|d| d["status"].clone()).collect();
-    assert_eq!(statuses, ["succeeded", "skipped"], "the URL set on node a was used by node b's next publish");
-    assert!(lookups(&b, "stale").await >= 5, "each change made node b's candidates stale");
+    every_change_is_seen_by_the_next_publish(&a, &b).await;
 }
